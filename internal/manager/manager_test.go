@@ -1,0 +1,163 @@
+package manager_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sluice-mesh/sluice/internal/manager"
+	"github.com/sluice-mesh/sluice/internal/testenv"
+)
+
+// The manager, started against a real API server, wins the leader lease, answers its health probes,
+// serves metrics only to callers RBAC allows, and stops cleanly.
+func TestManagerServesProbesAndGuardsMetrics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the test API server")
+	}
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+
+	opts := manager.Options{
+		MetricsAddr:             freeAddr(t),
+		SecureMetrics:           true,
+		ProbeAddr:               freeAddr(t),
+		LeaderElect:             true,
+		LeaderElectionNamespace: "default",
+		WebhookPort:             0,
+		GracefulShutdown:        10 * time.Second,
+	}
+	mgr, err := manager.New(env.Config, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() { stopped <- mgr.Start(ctx) }()
+
+	select {
+	case <-mgr.Elected():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the manager did not win the leader lease")
+	}
+
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code := eventually(t, "http://"+opts.ProbeAddr+path, ""); code != http.StatusOK {
+			t.Errorf("%s answered %d", path, code)
+		}
+	}
+
+	metricsURL := "https://" + opts.MetricsAddr + "/metrics"
+	if code := eventually(t, metricsURL, ""); code != http.StatusUnauthorized {
+		t.Errorf("metrics without a token answered %d, want 401", code)
+	}
+	stranger := serviceAccountToken(t, env, "stranger", false)
+	if code := eventually(t, metricsURL, stranger); code != http.StatusForbidden {
+		t.Errorf("metrics for a service account without the metrics-reader role answered %d, want 403", code)
+	}
+	prometheus := serviceAccountToken(t, env, "prometheus", true)
+	if code := eventually(t, metricsURL, prometheus); code != http.StatusOK {
+		t.Errorf("metrics for a service account with the metrics-reader role answered %d, want 200", code)
+	}
+
+	cancel()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Errorf("the manager stopped with %v", err)
+		}
+	case <-time.After(opts.GracefulShutdown + 5*time.Second):
+		t.Error("the manager did not stop within its graceful shutdown timeout")
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().String()
+}
+
+// eventually GETs url until the server answers (it may still be starting) and returns the status.
+func eventually(t *testing.T, url, token string) int {
+	t.Helper()
+	client := &http.Client{
+		Timeout: 5 * time.Second,
+		// The metrics server's certificate is self-signed.
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, //nolint:gosec // test against a self-signed server
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			return resp.StatusCode
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// serviceAccountToken creates a service account, optionally bound to the metrics-reader ClusterRole
+// from config/rbac, and returns a token for it.
+func serviceAccountToken(t *testing.T, env *testenv.Env, name string, canReadMetrics bool) string {
+	t.Helper()
+	ctx := context.Background()
+	c := env.Client
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}}
+	if err := c.Create(ctx, sa); err != nil {
+		t.Fatal(err)
+	}
+	if canReadMetrics {
+		role := &rbacv1.ClusterRole{}
+		data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "rbac", "metrics_reader_role.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.Unmarshal(data, role); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Create(ctx, role); err != nil {
+			t.Fatal(err)
+		}
+		binding := &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-metrics-reader", name)},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: "default"}},
+		}
+		if err := c.Create(ctx, binding); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr := &authenticationv1.TokenRequest{}
+	if err := c.SubResource("token").Create(ctx, sa, tr); err != nil {
+		t.Fatal(err)
+	}
+	return tr.Status.Token
+}

@@ -1,0 +1,52 @@
+// Package manager builds the Sluice controller manager from its command-line options.
+package manager
+
+import (
+	"flag"
+	"time"
+)
+
+// Options are the manager's settings, bound to command-line flags by BindFlags.
+type Options struct {
+	// MetricsAddr serves Prometheus metrics; "0" turns the endpoint off.
+	MetricsAddr string
+	// SecureMetrics serves metrics over HTTPS behind Kubernetes authentication and authorization.
+	SecureMetrics bool
+	// ProbeAddr serves /healthz and /readyz.
+	ProbeAddr string
+	// LeaderElect makes one replica at a time do the writing work (status updates, rollouts).
+	LeaderElect bool
+	// LeaderElectionNamespace holds the lease; empty means the namespace the manager runs in.
+	LeaderElectionNamespace string
+	// WebhookPort is where the admission webhook server listens.
+	WebhookPort int
+	// WebhookCertDir holds tls.crt and tls.key for the webhook server.
+	WebhookCertDir string
+	// EnableHTTP2 allows HTTP/2 on the metrics and webhook servers. Off by default because of the
+	// HTTP/2 stream-reset and rapid-reset vulnerabilities (CVE-2023-44487, CVE-2023-39325).
+	EnableHTTP2 bool
+	// GracefulShutdown bounds how long running work may take to finish after a stop signal.
+	GracefulShutdown time.Duration
+}
+
+// LeaderElectionID names the lease the replicas compete for.
+const LeaderElectionID = "sluice.mesh.sluice.dev"
+
+// BindFlags registers the options on fs with their defaults.
+func (o *Options) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8443",
+		"Address of the metrics endpoint (HTTPS with authn/authz by default); 0 disables it.")
+	fs.BoolVar(&o.SecureMetrics, "metrics-secure", true,
+		"Serve metrics over HTTPS, allowing only callers that may 'get' the /metrics non-resource URL.")
+	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", true,
+		"Elect a leader so only one replica writes status; every replica still serves xDS.")
+	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "",
+		"Namespace of the leader-election lease; empty means the manager's own namespace.")
+	fs.IntVar(&o.WebhookPort, "webhook-port", 9443, "Port of the admission webhook server.")
+	fs.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "",
+		"Directory with the webhook server's tls.crt and tls.key; empty means the controller-runtime default.")
+	fs.BoolVar(&o.EnableHTTP2, "enable-http2", false, "Allow HTTP/2 on the metrics and webhook servers.")
+	fs.DurationVar(&o.GracefulShutdown, "graceful-shutdown-timeout", 30*time.Second,
+		"How long running work may take to finish after SIGTERM.")
+}

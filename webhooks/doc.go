@@ -1,0 +1,3 @@
+// Package webhooks holds the admission webhooks (validation with clear errors, and sidecar
+// injection). They arrive with the webhooks issue.
+package webhooks
