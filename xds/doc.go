@@ -1,4 +1,6 @@
-// Package xds is the embedded xDS control plane: it translates the cluster's Services, endpoints and
-// Sluice policies into Envoy and proxyless-gRPC configuration and serves it. It arrives with the xDS
-// issue.
+// Package xds is the embedded xDS control plane. Data flows one way:
+//
+//	informer cache → resources.Resources → translate.Translate → ir.IR → envoy.Translate → envoy.Snapshot → server.Runner → proxies
+//
+// Only the runner in xds/server writes the xDS caches.
 package xds

@@ -1,0 +1,153 @@
+// Package ir is the mesh as every proxy should see it, independent of Envoy's types: services,
+// their ports, subsets of endpoints, and ordered routes with weighted destinations. It is built by
+// xds/translate from the cluster's objects and turned into xDS resources by xds/envoy. Every slice is
+// sorted (or ordered by meaning, like routes), so the same cluster gives the same IR.
+package ir
+
+import (
+	"fmt"
+	"time"
+)
+
+// IR is the whole mesh config.
+type IR struct {
+	// Services sorted by namespace, then name.
+	Services []Service `json:"services,omitempty"`
+}
+
+// Service is a Kubernetes Service as the mesh serves it.
+type Service struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// ClusterIP is the Service's virtual IP; empty for headless Services.
+	ClusterIP string `json:"clusterIP,omitempty"`
+	// Ports sorted by number.
+	Ports []ServicePort `json:"ports,omitempty"`
+}
+
+// Hostname is the Service's cluster-local DNS name, e.g. checkout.shop.svc.cluster.local.
+func (s *Service) Hostname() string {
+	return fmt.Sprintf("%s.%s.svc.cluster.local", s.Name, s.Namespace)
+}
+
+// Protocol is what a port speaks, from its appProtocol or name.
+type Protocol string
+
+// The protocols the mesh routes at L7 (HTTP, GRPC) or passes through (TCP).
+const (
+	ProtocolHTTP Protocol = "HTTP"
+	ProtocolGRPC Protocol = "GRPC"
+	ProtocolTCP  Protocol = "TCP"
+)
+
+// ServicePort is one port of a Service: its subsets and its routes.
+type ServicePort struct {
+	Name     string   `json:"name,omitempty"`
+	Port     uint32   `json:"port"`
+	Protocol Protocol `json:"protocol"`
+	// Subsets sorted by name. The subset named "" (AllEndpoints) is always present and holds every
+	// endpoint of the port.
+	Subsets []Subset `json:"subsets"`
+	// Routes in match order; the last one matches every request (the default route).
+	Routes []Route `json:"routes"`
+	// Policy holds the port's connection-level settings (circuit breaking, outlier detection,
+	// load balancing); nil means the defaults.
+	Policy *ClusterPolicy `json:"policy,omitempty"`
+	// Sources names the objects whose settings shaped this port (e.g. "TrafficPolicy shop/checkout"),
+	// so a rejected resource can be traced back to them.
+	Sources []ObjectRef `json:"sources,omitempty"`
+}
+
+// AllEndpoints is the name of the subset that holds every endpoint of a port.
+const AllEndpoints = ""
+
+// Subset is a named group of a port's endpoints.
+type Subset struct {
+	Name string `json:"name"`
+	// Endpoints sorted by address, then port.
+	Endpoints []Endpoint `json:"endpoints"`
+}
+
+// Endpoint is one pod address that serves a port.
+type Endpoint struct {
+	Address string `json:"address"`
+	Port    uint32 `json:"port"`
+	// Ready is false for endpoints that are terminating or not ready; proxies send them no traffic.
+	Ready bool `json:"ready"`
+	// Workload and Version label the endpoint for telemetry (the pod's app and version labels).
+	Workload string `json:"workload,omitempty"`
+	Version  string `json:"version,omitempty"`
+}
+
+// Route sends the requests that fit Match to weighted destinations.
+type Route struct {
+	// Name is unique within the port, e.g. "beta" or "default".
+	Name  string `json:"name"`
+	Match Match  `json:"match"`
+	// Destinations with weights that add up to 100.
+	Destinations []Destination `json:"destinations"`
+	// Mirror copies a share of the route's requests; nil means no mirroring.
+	Mirror *Mirror `json:"mirror,omitempty"`
+	// Timeout bounds the whole request; zero means no timeout.
+	Timeout time.Duration `json:"timeout,omitempty"`
+	// Retry retries failed requests; nil means no retries.
+	Retry *Retry `json:"retry,omitempty"`
+}
+
+// DefaultRouteName names the route that matches every request.
+const DefaultRouteName = "default"
+
+// Match is a set of conditions that must all hold. The zero Match takes every request.
+type Match struct {
+	PathExact  string        `json:"pathExact,omitempty"`
+	PathPrefix string        `json:"pathPrefix,omitempty"`
+	Headers    []HeaderMatch `json:"headers,omitempty"`
+	// Methods allowed; empty means any.
+	Methods []string `json:"methods,omitempty"`
+}
+
+// HeaderMatch matches one header; exactly one of Exact, Prefix and Regex is set.
+type HeaderMatch struct {
+	Name   string `json:"name"`
+	Exact  string `json:"exact,omitempty"`
+	Prefix string `json:"prefix,omitempty"`
+	Regex  string `json:"regex,omitempty"`
+}
+
+// Destination is a weighted share of a route's requests for one subset of the same port.
+type Destination struct {
+	Subset string `json:"subset"`
+	Weight uint32 `json:"weight"`
+}
+
+// Mirror copies Percent of the requests to a subset of a (possibly other) service's port.
+type Mirror struct {
+	Namespace string  `json:"namespace"`
+	Service   string  `json:"service"`
+	Port      uint32  `json:"port"`
+	Subset    string  `json:"subset"`
+	Percent   float64 `json:"percent"`
+}
+
+// Retry retries failed requests.
+type Retry struct {
+	Attempts      uint32        `json:"attempts"`
+	PerTryTimeout time.Duration `json:"perTryTimeout,omitempty"`
+	// RetryOn uses Envoy's names (5xx, reset, connect-failure, unavailable, ...).
+	RetryOn []string `json:"retryOn,omitempty"`
+}
+
+// ClusterPolicy is the connection-level behaviour towards a port's endpoints.
+type ClusterPolicy struct {
+	// LoadBalancer is RoundRobin (the default), LeastRequest, Random, RingHash or Maglev.
+	LoadBalancer string `json:"loadBalancer,omitempty"`
+}
+
+// ObjectRef names a Kubernetes object that contributed to the IR.
+type ObjectRef struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+func (r ObjectRef) String() string { return fmt.Sprintf("%s %s/%s", r.Kind, r.Namespace, r.Name) }
