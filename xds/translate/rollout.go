@@ -1,0 +1,111 @@
+package translate
+
+import (
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+
+	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/xds/ir"
+)
+
+// The subsets a Rollout adds to its Service's port while a canary runs.
+const (
+	SubsetStable = "stable"
+	SubsetCanary = "canary"
+	// RouteCanaryHeader is the route that pins requests carrying the Rollout's headerRoute to the canary.
+	RouteCanaryHeader = "canary-header"
+)
+
+// RevisionLabel tells pods of different revisions apart; Deployments set it on every pod.
+const RevisionLabel = "pod-template-hash"
+
+// selectRollouts picks one Rollout per Service, like selectPolicies.
+func selectRollouts(ros []*meshv1alpha1.Rollout, services map[serviceKey]*corev1.Service, problems *Problems) map[serviceKey]*meshv1alpha1.Rollout {
+	sorted := append([]*meshv1alpha1.Rollout(nil), ros...)
+	sort.Slice(sorted, func(i, j int) bool { return olderThan(&sorted[i].ObjectMeta, &sorted[j].ObjectMeta) })
+	out := map[serviceKey]*meshv1alpha1.Rollout{}
+	for _, ro := range sorted {
+		key := serviceKey{ro.Namespace, ro.Spec.Service.Name}
+		ref := refOf("Rollout", ro.Namespace, ro.Name)
+		if services[key] == nil {
+			problems.add(ref, "ServiceNotFound", "spec.service.name",
+				"Service %s/%s does not exist; create it or fix spec.service.name", ro.Namespace, ro.Spec.Service.Name)
+			continue
+		}
+		if winner := out[key]; winner != nil {
+			problems.add(ref, "Conflicted", "spec.service",
+				"Rollout %s already releases through Service %s and is older; one Rollout per Service", winner.Name, key.name)
+			continue
+		}
+		out[key] = ro
+	}
+	return out
+}
+
+// canaryRunning says whether the Rollout has a canary revision distinct from stable.
+func canaryRunning(ro *meshv1alpha1.Rollout) bool {
+	return ro.Status.CanaryRevision != "" && ro.Status.CanaryRevision != ro.Status.StableRevision
+}
+
+// applyRollout splits the routes that send to the whole Service between the stable and the canary
+// revision by the Rollout's current weight, adds the header route to the canary, and mirrors to the
+// canary. Routes that pin a subset keep it during a canary.
+func applyRollout(p *ir.ServicePort, routes []ir.Route, ro *meshv1alpha1.Rollout, eps []endpoint, problems *Problems) []ir.Route {
+	ref := refOf("Rollout", ro.Namespace, ro.Name)
+	if p.Protocol == ir.ProtocolTCP {
+		problems.add(ref, "UnsupportedProtocol", "spec.service.port",
+			"port %d carries TCP; canary traffic splitting needs an HTTP or gRPC port", p.Port)
+		return routes
+	}
+	p.Sources = append(p.Sources, ref)
+	if !canaryRunning(ro) {
+		return routes
+	}
+
+	canarySel := labels.SelectorFromSet(labels.Set{RevisionLabel: ro.Status.CanaryRevision})
+	stableSel := labels.SelectorFromSet(labels.Set{RevisionLabel: ro.Status.StableRevision})
+	if ro.Status.StableRevision == "" {
+		// No stable revision recorded: everything that is not the canary is stable.
+		req, _ := labels.NewRequirement(RevisionLabel, selection.NotEquals, []string{ro.Status.CanaryRevision})
+		stableSel = labels.NewSelector().Add(*req)
+	}
+	p.Subsets = replaceSubset(p.Subsets, subsetOf(SubsetStable, eps, stableSel))
+	p.Subsets = replaceSubset(p.Subsets, subsetOf(SubsetCanary, eps, canarySel))
+
+	weight := uint32(min(max(ro.Status.CanaryWeight, 0), 100))
+	split := []ir.Destination{{Subset: SubsetStable, Weight: 100 - weight}, {Subset: SubsetCanary, Weight: weight}}
+	out := make([]ir.Route, 0, len(routes)+1)
+	if h := ro.Spec.Strategy.Canary.HeaderRoute; h != nil {
+		pinned := routes[len(routes)-1] // the default route's settings (timeout, retries)
+		pinned.Name = RouteCanaryHeader
+		pinned.Match = ir.Match{Headers: []ir.HeaderMatch{headerMatchOf(*h)}}
+		pinned.Destinations = []ir.Destination{{Subset: SubsetCanary, Weight: 100}}
+		pinned.Mirror = nil
+		out = append(out, pinned)
+	}
+	for _, r := range routes {
+		if len(r.Destinations) == 1 && r.Destinations[0].Subset == ir.AllEndpoints {
+			r.Destinations = split
+			if pct := ro.Spec.Strategy.Canary.MirrorPercent; pct != nil && *pct > 0 {
+				r.Mirror = &ir.Mirror{Namespace: ro.Namespace, Service: ro.Spec.Service.Name, Port: p.Port,
+					Subset: SubsetCanary, Percent: float64(*pct)}
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// replaceSubset puts s in place of a subset of the same name, or adds it.
+func replaceSubset(subsets []ir.Subset, s ir.Subset) []ir.Subset {
+	for i := range subsets {
+		if subsets[i].Name == s.Name {
+			subsets[i] = s
+			return subsets
+		}
+	}
+	return append(subsets, s)
+}
