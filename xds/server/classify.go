@@ -1,0 +1,110 @@
+package server
+
+import (
+	"fmt"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	"github.com/sluice-mesh/sluice/xds/envoy"
+)
+
+// A cache key names one LinearCache: the type URL for the types every flavour shares, and
+// "<listener type URL>#<flavour>" for listeners, which differ per flavour.
+
+// servedTypes are the type URLs the server answers, in publish order (see publish.go).
+var servedTypes = []string{
+	resource.SecretType,
+	resource.EndpointType,
+	resource.ClusterType,
+	resource.RouteType,
+	resource.ListenerType,
+}
+
+// typeNames are the short names used in metric labels.
+var typeNames = map[string]string{
+	resource.ListenerType: "lds",
+	resource.RouteType:    "rds",
+	resource.ClusterType:  "cds",
+	resource.EndpointType: "eds",
+	resource.SecretType:   "sds",
+}
+
+func served(typeURL string) bool {
+	_, ok := typeNames[typeURL]
+	return ok
+}
+
+// listenerKey is the cache key of the listeners of flavour f.
+func listenerKey(f envoy.Flavour) string { return resource.ListenerType + "#" + string(f) }
+
+// cacheKey is the key of the cache that serves typeURL to a proxy of flavour f.
+func cacheKey(typeURL string, f envoy.Flavour) string {
+	if typeURL == resource.ListenerType {
+		return listenerKey(f)
+	}
+	return typeURL
+}
+
+// cacheKeys lists every cache key.
+func cacheKeys() []string {
+	keys := []string{resource.SecretType, resource.EndpointType, resource.ClusterType, resource.RouteType}
+	for _, f := range envoy.Flavours {
+		keys = append(keys, listenerKey(f))
+	}
+	return keys
+}
+
+// typeOfKey is the type URL a cache key serves.
+func typeOfKey(key string) string {
+	for _, f := range envoy.Flavours {
+		if key == listenerKey(f) {
+			return resource.ListenerType
+		}
+	}
+	return key
+}
+
+// nodeFlavour reads the flavour from the node's metadata; a node without it is an Envoy.
+func nodeFlavour(n *core.Node) (envoy.Flavour, error) {
+	v, ok := n.GetMetadata().GetFields()[envoy.NodeMetadataFlavour]
+	if !ok {
+		return envoy.FlavourEnvoy, nil
+	}
+	f := envoy.Flavour(v.GetStringValue())
+	for _, known := range envoy.Flavours {
+		if f == known {
+			return f, nil
+		}
+	}
+	return "", fmt.Errorf("node metadata %q is %q; want one of %v", envoy.NodeMetadataFlavour, v.GetStringValue(), envoy.Flavours)
+}
+
+// classify picks the cache for a request from its type URL and, for listeners, its node's flavour.
+// Both go-control-plane servers set request.Node from the stream's first request before creating a
+// watch, and the tracker's request callbacks do the same from their own per-stream record, so the
+// node is there on every request of a stream. An unknown flavour gives a key with no cache; the
+// tracker rejects such a stream earlier with a clearer error.
+func classify(typeURL string, n *core.Node) string {
+	if typeURL != resource.ListenerType {
+		return typeURL
+	}
+	f, err := nodeFlavour(n)
+	if err != nil {
+		return "invalid-flavour"
+	}
+	return listenerKey(f)
+}
+
+func newMux(caches map[string]*cache.LinearCache) *cache.MuxCache {
+	m := &cache.MuxCache{
+		Classify:      func(r *cache.Request) string { return classify(r.GetTypeUrl(), r.GetNode()) },
+		ClassifyDelta: func(r *cache.DeltaRequest) string { return classify(r.GetTypeUrl(), r.GetNode()) },
+		Caches:        make(map[string]cache.Cache, len(caches)),
+	}
+	for k, c := range caches {
+		m.Caches[k] = c
+	}
+	return m
+}

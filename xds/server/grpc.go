@@ -1,0 +1,176 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
+	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
+	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
+	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/server/delta/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+)
+
+// Serve serves xDS on lis until ctx ends, then stops gracefully: the xDS streams end (proxies see
+// their stream close and reconnect, to this replica or another), in-flight sends finish, and after
+// Options.ShutdownTimeout the connections are closed regardless. It returns nil after a stop caused
+// by ctx, or the error that ended serving otherwise.
+//
+// Served: ADS, state of the world and delta, and the per-type LDS, RDS, CDS, EDS and SDS services
+// (the ordering guarantees of Publish hold on ADS only).
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	// The xDS servers end their streams when this context ends.
+	xdsCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	logger := cacheLogger(s.log)
+	cb := callbacks{t: s.proxies, serve: s.proxies.serves.Add(1)}
+	h := &handlers{
+		// Ordered ADS sends the responses of every type through one queue, in the order the caches
+		// produced them: a stream sees the clusters of a Publish before its routes.
+		sotw:  sotw.NewServer(xdsCtx, s.mux, cb, sotw.WithOrderedADS(), sotw.WithLogger(logger)),
+		delta: delta.NewServer(xdsCtx, s.mux, cb, delta.WithLogger(logger)),
+	}
+	gs := grpc.NewServer(s.grpcOptions()...)
+	discovery.RegisterAggregatedDiscoveryServiceServer(gs, h)
+	listenerservice.RegisterListenerDiscoveryServiceServer(gs, &ldsHandler{h: h})
+	routeservice.RegisterRouteDiscoveryServiceServer(gs, &rdsHandler{h: h})
+	clusterservice.RegisterClusterDiscoveryServiceServer(gs, &cdsHandler{h: h})
+	endpointservice.RegisterEndpointDiscoveryServiceServer(gs, &edsHandler{h: h})
+	secretservice.RegisterSecretDiscoveryServiceServer(gs, &sdsHandler{h: h})
+
+	served := make(chan error, 1)
+	go func() { served <- gs.Serve(lis) }()
+	s.log.V(1).Info("Serving xDS", "address", lis.Addr().String())
+
+	select {
+	case err := <-served:
+		if err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("serving xDS on %s: %w", lis.Addr(), err)
+		}
+		return nil
+	case <-ctx.Done():
+	}
+	cancel()
+	stopped := make(chan struct{})
+	go func() {
+		gs.GracefulStop()
+		close(stopped)
+	}()
+	timer := time.NewTimer(s.opts.ShutdownTimeout)
+	defer timer.Stop()
+	select {
+	case <-stopped:
+	case <-timer.C:
+		s.log.Info("xDS graceful stop timed out; closing connections", "timeout", s.opts.ShutdownTimeout)
+		gs.Stop()
+		<-stopped
+	}
+	if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("serving xDS on %s: %w", lis.Addr(), err)
+	}
+	return nil
+}
+
+func (s *Server) grpcOptions() []grpc.ServerOption {
+	opts := []grpc.ServerOption{
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             s.opts.KeepaliveMinTime,
+			PermitWithoutStream: true,
+		}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:                  s.opts.KeepaliveTime,
+			Timeout:               s.opts.KeepaliveTimeout,
+			MaxConnectionAge:      s.opts.MaxConnectionAge,
+			MaxConnectionAgeGrace: s.opts.MaxConnectionAgeGrace,
+		}),
+	}
+	return append(opts, s.opts.ServerOptions...)
+}
+
+// handlers route the gRPC services to the go-control-plane servers.
+type handlers struct {
+	sotw  sotw.Server
+	delta delta.Server
+}
+
+func (h *handlers) StreamAggregatedResources(st discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
+	return h.sotw.StreamHandler(st, resource.AnyType)
+}
+
+func (h *handlers) DeltaAggregatedResources(st discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
+	return h.delta.DeltaStreamHandler(st, resource.AnyType)
+}
+
+type ldsHandler struct {
+	listenerservice.UnimplementedListenerDiscoveryServiceServer
+	h *handlers
+}
+
+func (l *ldsHandler) StreamListeners(st listenerservice.ListenerDiscoveryService_StreamListenersServer) error {
+	return l.h.sotw.StreamHandler(st, resource.ListenerType)
+}
+
+func (l *ldsHandler) DeltaListeners(st listenerservice.ListenerDiscoveryService_DeltaListenersServer) error {
+	return l.h.delta.DeltaStreamHandler(st, resource.ListenerType)
+}
+
+type rdsHandler struct {
+	routeservice.UnimplementedRouteDiscoveryServiceServer
+	h *handlers
+}
+
+func (r *rdsHandler) StreamRoutes(st routeservice.RouteDiscoveryService_StreamRoutesServer) error {
+	return r.h.sotw.StreamHandler(st, resource.RouteType)
+}
+
+func (r *rdsHandler) DeltaRoutes(st routeservice.RouteDiscoveryService_DeltaRoutesServer) error {
+	return r.h.delta.DeltaStreamHandler(st, resource.RouteType)
+}
+
+type cdsHandler struct {
+	clusterservice.UnimplementedClusterDiscoveryServiceServer
+	h *handlers
+}
+
+func (c *cdsHandler) StreamClusters(st clusterservice.ClusterDiscoveryService_StreamClustersServer) error {
+	return c.h.sotw.StreamHandler(st, resource.ClusterType)
+}
+
+func (c *cdsHandler) DeltaClusters(st clusterservice.ClusterDiscoveryService_DeltaClustersServer) error {
+	return c.h.delta.DeltaStreamHandler(st, resource.ClusterType)
+}
+
+type edsHandler struct {
+	endpointservice.UnimplementedEndpointDiscoveryServiceServer
+	h *handlers
+}
+
+func (e *edsHandler) StreamEndpoints(st endpointservice.EndpointDiscoveryService_StreamEndpointsServer) error {
+	return e.h.sotw.StreamHandler(st, resource.EndpointType)
+}
+
+func (e *edsHandler) DeltaEndpoints(st endpointservice.EndpointDiscoveryService_DeltaEndpointsServer) error {
+	return e.h.delta.DeltaStreamHandler(st, resource.EndpointType)
+}
+
+type sdsHandler struct {
+	secretservice.UnimplementedSecretDiscoveryServiceServer
+	h *handlers
+}
+
+func (s *sdsHandler) StreamSecrets(st secretservice.SecretDiscoveryService_StreamSecretsServer) error {
+	return s.h.sotw.StreamHandler(st, resource.SecretType)
+}
+
+func (s *sdsHandler) DeltaSecrets(st secretservice.SecretDiscoveryService_DeltaSecretsServer) error {
+	return s.h.delta.DeltaStreamHandler(st, resource.SecretType)
+}

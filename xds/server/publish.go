@@ -1,0 +1,260 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-mesh/sluice/xds/envoy"
+)
+
+// publishedResource is a resource as it is in its cache.
+type publishedResource struct {
+	msg  types.Resource
+	size int
+}
+
+// change is what one Publish does to one cache.
+type change struct {
+	upsert map[string]types.Resource
+	added  []string // the names in upsert that were not published before
+	remove []string
+}
+
+// Publish makes snap the configuration served to proxies. It is the only writer of the caches and
+// is serialised: concurrent calls run one after the other. trigger is when the change that led to
+// snap happened (e.g. the watch event); it is the start of the convergence time reported when the
+// proxies ACK the change. A zero trigger means now.
+//
+// snap is validated first; if it is invalid Publish changes nothing (proxies keep the last good
+// configuration) and returns the error. Otherwise each resource is compared (proto.Equal) with the
+// published one and only added, changed and removed resources are pushed, make-before-break:
+//
+//  1. add/update secrets, endpoints, clusters;
+//  2. if step 1 added clusters and routes or listeners change, wait until every connected proxy
+//     that watches any of the new clusters has ACKed (or NACKed) the cluster version of step 1, or
+//     Options.WarmTimeout passes;
+//  3. for changed routes that now send traffic to clusters they did not use, push them as they
+//     were plus warm-up routes to those clusters and wait, like step 2, until the proxies that
+//     watch them hold the clusters and their endpoints (see warmup.go);
+//  4. add/update routes, then listeners;
+//  5. remove listeners, then routes, that went away;
+//  6. remove clusters, endpoints, secrets that went away.
+//
+// Publish keeps references to the resources of snap: the caller must not change them afterwards.
+func (s *Server) Publish(snap *envoy.Snapshot, trigger time.Time) error {
+	if trigger.IsZero() {
+		trigger = time.Now()
+	}
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+
+	desired, err := flatten(snap)
+	if err != nil {
+		s.metrics.rejections.Inc()
+		return fmt.Errorf("xDS snapshot rejected, proxies keep the previous configuration: %w", err)
+	}
+	changes := make(map[string]*change, len(s.caches))
+	for key := range s.caches {
+		changes[key] = s.diff(key, desired[key])
+	}
+
+	var errs []error
+	upsert := func(key string) {
+		errs = append(errs, s.apply(key, changes[key].upsert, nil, trigger))
+	}
+	remove := func(key string) {
+		errs = append(errs, s.apply(key, nil, changes[key].remove, trigger))
+	}
+
+	for _, key := range []string{resource.SecretType, resource.EndpointType, resource.ClusterType} {
+		upsert(key)
+	}
+	if newClusters := changes[resource.ClusterType].added; len(newClusters) > 0 && routingChanges(changes) {
+		s.waitClustersWarm(s.versions[resource.ClusterType], newClusters)
+	}
+	if warm, incoming := s.warmRoutes(changes[resource.RouteType].upsert); len(warm) > 0 {
+		if pending := s.streamsNeedingWarmup(warm, incoming); len(pending) > 0 {
+			errs = append(errs, s.apply(resource.RouteType, warm, nil, trigger))
+			s.waitRoutesWarm(s.versions[resource.RouteType], pending, incoming)
+		}
+	}
+	upsert(resource.RouteType)
+	for _, f := range envoy.Flavours {
+		upsert(listenerKey(f))
+	}
+	for _, f := range envoy.Flavours {
+		remove(listenerKey(f))
+	}
+	remove(resource.RouteType)
+	for _, key := range []string{resource.ClusterType, resource.EndpointType, resource.SecretType} {
+		remove(key)
+	}
+
+	s.updateSnapshotMetrics()
+	return errors.Join(errs...)
+}
+
+// routingChanges reports whether routes or listeners are added or changed.
+func routingChanges(changes map[string]*change) bool {
+	if len(changes[resource.RouteType].upsert) > 0 {
+		return true
+	}
+	for _, f := range envoy.Flavours {
+		if len(changes[listenerKey(f)].upsert) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// diff compares the wanted resources of one cache with the published ones.
+func (s *Server) diff(key string, want map[string]types.Resource) *change {
+	have := s.published[key]
+	c := &change{upsert: map[string]types.Resource{}}
+	for name, msg := range want {
+		old, ok := have[name]
+		switch {
+		case !ok:
+			c.added = append(c.added, name)
+			c.upsert[name] = msg
+		case old.msg == msg:
+			// The very message that is published (the caller must not change published messages).
+		case !proto.Equal(old.msg, msg):
+			c.upsert[name] = msg
+		}
+	}
+	for name := range have {
+		if _, ok := want[name]; !ok {
+			c.remove = append(c.remove, name)
+		}
+	}
+	slices.Sort(c.added)
+	slices.Sort(c.remove)
+	return c
+}
+
+// apply writes one batch to one cache: a new cache version. The version is put in the history
+// before the cache sends anything, so an ACK that comes back at once finds its trigger time.
+func (s *Server) apply(key string, upsert map[string]types.Resource, remove []string, trigger time.Time) error {
+	if len(upsert) == 0 && len(remove) == 0 {
+		return nil
+	}
+	// LinearCache's version counter starts at 0 and goes up by one on every UpdateResources call;
+	// this server is the only caller, so s.versions[key] is always the cache's version.
+	s.versions[key]++
+	s.history.add(key, versionRecord{version: s.versions[key], trigger: trigger, published: time.Now()})
+
+	err := s.caches[key].UpdateResources(upsert, remove)
+
+	have := s.published[key]
+	for name, msg := range upsert {
+		size := proto.Size(msg)
+		s.publishedBytes += size - have[name].size
+		have[name] = publishedResource{msg: msg, size: size}
+	}
+	for _, name := range remove {
+		s.publishedBytes -= have[name].size
+		delete(have, name)
+	}
+	if err != nil {
+		return fmt.Errorf("updating %s cache: %w", typeNames[typeOfKey(key)], err)
+	}
+	return nil
+}
+
+// waitClustersWarm waits until no stream that was open when it started still has to ACK cluster
+// version target for the added clusters, or until Options.WarmTimeout. It never fails: on timeout
+// the routes go out anyway. Streams that open during the wait fetch the new clusters with their
+// first cluster request; they are not waited for.
+func (s *Server) waitClustersWarm(target uint64, added []string) {
+	if s.opts.WarmTimeout < 0 {
+		return
+	}
+	names := make(map[string]struct{}, len(added))
+	for _, n := range added {
+		names[n] = struct{}{}
+	}
+	timer := time.NewTimer(s.opts.WarmTimeout)
+	defer timer.Stop()
+	pending := s.proxies.streamList()
+	for {
+		// Take the signal channel before looking, so an ACK in between is not missed.
+		changed := s.proxies.signal.wait()
+		pending = slices.DeleteFunc(pending, func(st *stream) bool { return st.clustersWarm(target, names) })
+		if len(pending) == 0 {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			s.metrics.warmTimeouts.Inc()
+			s.log.Info("Proxies did not ACK new clusters in time; pushing routes and listeners anyway",
+				"clusterVersion", target, "timeout", s.opts.WarmTimeout, "pending", len(pending), "nodes", nodeIDs(pending, 10))
+			return
+		}
+	}
+}
+
+// nodeIDs lists the node ids of up to max streams.
+func nodeIDs(streams []*stream, maxIDs int) []string {
+	var ids []string
+	for _, st := range streams[:min(len(streams), maxIDs)] {
+		st.mu.Lock()
+		ids = append(ids, st.nodeID())
+		st.mu.Unlock()
+	}
+	return ids
+}
+
+// flatten validates snap and sorts its resources by cache key.
+func flatten(snap *envoy.Snapshot) (map[string]map[string]types.Resource, error) {
+	if snap == nil {
+		return nil, errors.New("nil snapshot")
+	}
+	if err := snap.Validate(); err != nil {
+		return nil, err
+	}
+	out := make(map[string]map[string]types.Resource, len(cacheKeys()))
+	for _, key := range cacheKeys() {
+		out[key] = map[string]types.Resource{}
+	}
+	var errs []error
+	for f, listeners := range snap.Listeners {
+		if !slices.Contains(envoy.Flavours, f) {
+			errs = append(errs, fmt.Errorf("listeners for unknown flavour %q", f))
+			continue
+		}
+		errs = collect(out[listenerKey(f)], listeners, errs)
+	}
+	errs = collect(out[resource.RouteType], snap.Routes, errs)
+	errs = collect(out[resource.ClusterType], snap.Clusters, errs)
+	errs = collect(out[resource.EndpointType], snap.Endpoints, errs)
+	errs = collect(out[resource.SecretType], snap.Secrets, errs)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// collect copies in into out, checking that every resource is set and is named by its key.
+func collect[T types.Resource](out map[string]types.Resource, in map[string]T, errs []error) []error {
+	for name, msg := range in {
+		if !msg.ProtoReflect().IsValid() {
+			errs = append(errs, fmt.Errorf("%s %q is nil", msg.ProtoReflect().Descriptor().Name(), name))
+			continue
+		}
+		if got := cache.GetResourceName(msg); got != name {
+			errs = append(errs, fmt.Errorf("%s %q is stored under the name %q", msg.ProtoReflect().Descriptor().Name(), got, name))
+			continue
+		}
+		out[name] = msg
+	}
+	return errs
+}
