@@ -9,6 +9,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -25,9 +26,14 @@ func NewScheme() *runtime.Scheme {
 	return s
 }
 
-// New builds a manager with metrics, health probes, leader election and a webhook server, ready
-// for controllers to be added.
+// New builds a manager with metrics, health probes, leader election, a webhook server, and the
+// mesh: the xDS server and the controllers that feed it.
 func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
+	nacks := &nackForwarder{}
+	xdsServer, err := newXDSServer(nacks, o.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	var tlsOpts []func(*tls.Config)
 	if !o.EnableHTTP2 {
 		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
@@ -37,6 +43,8 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		BindAddress:   o.MetricsAddr,
 		SecureServing: o.SecureMetrics,
 		TLSOpts:       tlsOpts,
+		// The xDS debug pages sit behind the same authentication and authorization as /metrics.
+		ExtraHandlers: debugHandlers(xdsServer),
 	}
 	if o.SecureMetrics {
 		metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
@@ -53,6 +61,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		// The lease is released on a clean stop so a new leader takes over at once.
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       &gracefulShutdown,
+		Controller:                    config.Controller{SkipNameValidation: &o.SkipControllerNameValidation},
 		WebhookServer: webhook.NewServer(webhook.Options{
 			Port:    o.WebhookPort,
 			CertDir: o.WebhookCertDir,
@@ -68,6 +77,9 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("adding the readiness check: %w", err)
+	}
+	if err := addMesh(mgr, xdsServer, nacks, o); err != nil {
+		return nil, err
 	}
 	return mgr, nil
 }

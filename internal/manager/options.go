@@ -4,6 +4,8 @@ package manager
 import (
 	"flag"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options are the manager's settings, bound to command-line flags by BindFlags.
@@ -27,6 +29,21 @@ type Options struct {
 	EnableHTTP2 bool
 	// GracefulShutdown bounds how long running work may take to finish after a stop signal.
 	GracefulShutdown time.Duration
+
+	// XDSAddr is where every replica serves xDS (ADS, state of the world and delta).
+	XDSAddr string
+	// AccessLog turns on Envoy's JSON access log on every sidecar.
+	AccessLog bool
+	// TracingCollector is host:port of an OpenTelemetry collector; empty turns tracing off.
+	TracingCollector string
+	// Debounce is how long a change waits for more before the mesh is translated.
+	Debounce time.Duration
+
+	// Registerer receives the xDS server's metrics; nil means controller-runtime's registry (the
+	// one /metrics serves). Tests that build several managers in one process give each its own.
+	Registerer prometheus.Registerer
+	// SkipControllerNameValidation lets tests build several managers in one process.
+	SkipControllerNameValidation bool
 }
 
 // LeaderElectionID names the lease the replicas compete for.
@@ -49,4 +66,10 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.EnableHTTP2, "enable-http2", false, "Allow HTTP/2 on the metrics and webhook servers.")
 	fs.DurationVar(&o.GracefulShutdown, "graceful-shutdown-timeout", 30*time.Second,
 		"How long running work may take to finish after SIGTERM.")
+	fs.StringVar(&o.XDSAddr, "xds-bind-address", ":15010", "Address of the xDS server (ADS), served by every replica.")
+	fs.BoolVar(&o.AccessLog, "access-log", true, "Write a JSON access log line per request on every Envoy sidecar.")
+	fs.StringVar(&o.TracingCollector, "tracing-collector", "",
+		"host:port of an OpenTelemetry collector (OTLP/gRPC) that sidecars send spans to; empty turns tracing off.")
+	fs.DurationVar(&o.Debounce, "xds-debounce", 100*time.Millisecond,
+		"How long a change waits for more changes before the mesh is translated and pushed.")
 }

@@ -1,6 +1,8 @@
 package translate
 
 import (
+	"fmt"
+	"regexp"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
@@ -49,9 +51,13 @@ func applyPolicy(p *ir.ServicePort, defaults []ir.Route, tp *meshv1alpha1.Traffi
 	}
 
 	routes := make([]ir.Route, 0, len(tp.Spec.Routes)+len(defaults))
-	for _, r := range tp.Spec.Routes {
+	for i, r := range tp.Spec.Routes {
 		route := ir.Route{Name: r.Name}
 		if r.Match != nil {
+			if field, err := checkRegexes(r.Match.Headers, fmt.Sprintf("spec.routes[%d].match.headers", i)); err != nil {
+				problems.add(ref, "InvalidRegex", field, "%v; the route %q is left out until it is fixed", err, r.Name)
+				continue
+			}
 			route.Match = matchOf(r.Match)
 		}
 		for _, d := range r.Destinations {
@@ -74,6 +80,20 @@ func applyPolicy(p *ir.ServicePort, defaults []ir.Route, tp *meshv1alpha1.Traffi
 		routes[i].Retry = retryOf(tp.Spec.Retries)
 	}
 	return routes
+}
+
+// checkRegexes compiles every header regex (RE2 syntax, as the proxies use) and names the first
+// field that does not compile.
+func checkRegexes(headers []meshv1alpha1.HeaderMatch, path string) (string, error) {
+	for j, h := range headers {
+		if h.Regex == nil {
+			continue
+		}
+		if _, err := regexp.Compile(*h.Regex); err != nil {
+			return fmt.Sprintf("%s[%d].regex", path, j), fmt.Errorf("%q is not a valid RE2 regular expression: %w", *h.Regex, err)
+		}
+	}
+	return "", nil
 }
 
 func matchOf(m *meshv1alpha1.RouteMatch) ir.Match {

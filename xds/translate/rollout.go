@@ -2,6 +2,7 @@ package translate
 
 import (
 	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -78,7 +79,14 @@ func applyRollout(p *ir.ServicePort, routes []ir.Route, ro *meshv1alpha1.Rollout
 	weight := uint32(min(max(ro.Status.CanaryWeight, 0), 100))
 	split := []ir.Destination{{Subset: SubsetStable, Weight: 100 - weight}, {Subset: SubsetCanary, Weight: weight}}
 	out := make([]ir.Route, 0, len(routes)+1)
-	if h := ro.Spec.Strategy.Canary.HeaderRoute; h != nil {
+	h := ro.Spec.Strategy.Canary.HeaderRoute
+	if h != nil {
+		if field, err := checkRegexes([]meshv1alpha1.HeaderMatch{*h}, "spec.strategy.canary.headerRoute"); err != nil {
+			problems.add(ref, "InvalidRegex", strings.TrimSuffix(field, "[0].regex")+".regex", "%v; the header route is left out until it is fixed", err)
+			h = nil
+		}
+	}
+	if h != nil {
 		pinned := routes[len(routes)-1] // the default route's settings (timeout, retries)
 		pinned.Name = RouteCanaryHeader
 		pinned.Match = ir.Match{Headers: []ir.HeaderMatch{headerMatchOf(*h)}}

@@ -1,0 +1,313 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/xds/envoy"
+	"github.com/sluice-mesh/sluice/xds/ir"
+	"github.com/sluice-mesh/sluice/xds/resources"
+	"github.com/sluice-mesh/sluice/xds/translate"
+)
+
+// Publisher receives each translated snapshot; in the manager it is the xDS server.
+type Publisher interface {
+	// Publish serves snap to the proxies, or refuses it (keeping the last good one) with an error
+	// that names the offending resources. trigger is when the change that led to it happened.
+	Publish(snap *envoy.Snapshot, trigger time.Time) error
+	// ObserveTranslation records how long a translation took.
+	ObserveTranslation(d time.Duration)
+}
+
+// DefaultDebounce is how long the mesh reconciler waits after a change for more changes, so a burst
+// (a Deployment rolling its pods) becomes one push. The first change of a burst is never delayed
+// longer than this.
+const DefaultDebounce = 100 * time.Millisecond
+
+// MeshReconciler turns the whole cluster into one xDS snapshot: gather from the informer cache,
+// translate (pure), publish. It runs on every replica, because every replica serves xDS; it writes
+// no status (the status reconcilers do, on the leader, from Feedback).
+type MeshReconciler struct {
+	Reader       client.Reader
+	Publisher    Publisher
+	Feedback     *Feedback
+	EnvoyOptions envoy.Options
+	Clock        clock.PassiveClock
+	Debounce     time.Duration
+
+	mu sync.Mutex
+	// pendingSince is when the oldest change not yet translated happened.
+	pendingSince time.Time
+	// sourcesByName maps each published resource name to the objects that shaped it, for NACKs.
+	sourcesByName map[string][]ir.ObjectRef
+}
+
+// meshRequest is the one work item: the reconciler always translates everything.
+var meshRequest = reconcile.Request{NamespacedName: client.ObjectKey{Name: "mesh"}}
+
+// +kubebuilder:rbac:groups="",resources=services;pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+// +kubebuilder:rbac:groups=mesh.sluice.dev,resources=rollouts;trafficpolicies;zerotrusts,verbs=get;list;watch
+
+// Reconcile translates the cluster and publishes the result.
+func (r *MeshReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	trigger := r.takeTrigger()
+	res, err := r.gather(ctx)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+
+	start := r.Clock.Now()
+	tree, problems := translate.Translate(res)
+	snap, err := envoy.Translate(tree, r.EnvoyOptions)
+	r.Publisher.ObserveTranslation(r.Clock.Since(start))
+	index := sourceIndex(tree)
+	sources := index.hashes(snap, allSources(tree, problems))
+	if err != nil {
+		r.Feedback.Translated(problems, sources, fmt.Errorf("translating to xDS: %w", err), nil)
+		return reconcile.Result{}, nil
+	}
+
+	publishErr := r.Publisher.Publish(snap, trigger)
+	r.Feedback.Translated(problems, sources, publishErr, index.namedIn(publishErr))
+	if publishErr == nil {
+		r.mu.Lock()
+		r.sourcesByName = index
+		r.mu.Unlock()
+	}
+	ctrl.LoggerFrom(ctx).V(1).Info("published", "services", len(tree.Services), "problems", len(problems), "error", publishErr)
+	return reconcile.Result{}, nil
+}
+
+// NACKed maps the resources a proxy rejected to the objects that shaped them and records it.
+func (r *MeshReconciler) NACKed(message string, resourceNames []string) {
+	r.mu.Lock()
+	seen := map[ir.ObjectRef]bool{}
+	var refs []ir.ObjectRef
+	for _, name := range resourceNames {
+		for _, ref := range r.sourcesByName[name] {
+			if !seen[ref] {
+				seen[ref] = true
+				refs = append(refs, ref)
+			}
+		}
+	}
+	r.mu.Unlock()
+	r.Feedback.NACKed(message, refs)
+}
+
+func (r *MeshReconciler) gather(ctx context.Context) (*resources.Resources, error) {
+	res := &resources.Resources{}
+	var (
+		services corev1.ServiceList
+		slices   discoveryv1.EndpointSliceList
+		tps      meshv1alpha1.TrafficPolicyList
+		ros      meshv1alpha1.RolloutList
+		zts      meshv1alpha1.ZeroTrustList
+	)
+	// Pods are watched as metadata only: the translation needs their labels, and a cluster's pods
+	// are the largest objects an operator could otherwise cache.
+	pods := &metav1.PartialObjectMetadataList{}
+	pods.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
+	for _, list := range []client.ObjectList{&services, &slices, &tps, &ros, &zts, pods} {
+		if err := r.Reader.List(ctx, list); err != nil {
+			return nil, fmt.Errorf("listing %T: %w", list, err)
+		}
+	}
+	for i := range services.Items {
+		res.Services = append(res.Services, &services.Items[i])
+	}
+	for i := range slices.Items {
+		res.EndpointSlices = append(res.EndpointSlices, &slices.Items[i])
+	}
+	for i := range pods.Items {
+		res.Pods = append(res.Pods, &corev1.Pod{ObjectMeta: pods.Items[i].ObjectMeta})
+	}
+	for i := range tps.Items {
+		res.TrafficPolicies = append(res.TrafficPolicies, &tps.Items[i])
+	}
+	for i := range ros.Items {
+		res.Rollouts = append(res.Rollouts, &ros.Items[i])
+	}
+	for i := range zts.Items {
+		res.ZeroTrusts = append(res.ZeroTrusts, &zts.Items[i])
+	}
+	return res, nil
+}
+
+// noteChange records a change that the next reconcile must translate.
+func (r *MeshReconciler) noteChange() {
+	r.mu.Lock()
+	if r.pendingSince.IsZero() {
+		r.pendingSince = r.Clock.Now()
+	}
+	r.mu.Unlock()
+}
+
+func (r *MeshReconciler) takeTrigger() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.pendingSince
+	if t.IsZero() {
+		t = r.Clock.Now()
+	}
+	r.pendingSince = time.Time{}
+	return t
+}
+
+// SetupWithManager watches every input of the translation. The controller does not need the
+// leader lease: every replica serves xDS.
+func (r *MeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	if r.Debounce <= 0 {
+		r.Debounce = DefaultDebounce
+	}
+	trigger := &changeHandler{note: r.noteChange, delay: r.Debounce}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("mesh").
+		WithOptions(controller.Options{NeedLeaderElection: ptrFalse(), MaxConcurrentReconciles: 1}).
+		Watches(&corev1.Service{}, trigger).
+		Watches(&discoveryv1.EndpointSlice{}, trigger).
+		Watches(&corev1.Pod{}, trigger, builder.OnlyMetadata, builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		Watches(&meshv1alpha1.TrafficPolicy{}, trigger, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&meshv1alpha1.Rollout{}, trigger).
+		Watches(&meshv1alpha1.ZeroTrust{}, trigger, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Complete(r)
+}
+
+func ptrFalse() *bool { f := false; return &f }
+
+// nameIndex maps resource names to the objects that shaped them.
+type nameIndex map[string][]ir.ObjectRef
+
+// sourceIndex names every resource built for a service port whose settings came from Sluice objects.
+func sourceIndex(tree *ir.IR) nameIndex {
+	index := nameIndex{}
+	for i := range tree.Services {
+		svc := &tree.Services[i]
+		host := svc.Hostname()
+		for _, p := range svc.Ports {
+			if len(p.Sources) == 0 {
+				continue
+			}
+			names := []string{envoy.RouteConfigName(host, p.Port), envoy.APIListenerName(host, p.Port)}
+			if svc.ClusterIP != "" {
+				names = append(names, envoy.EnvoyListenerName(svc.ClusterIP, p.Port))
+			}
+			for _, s := range p.Subsets {
+				names = append(names, envoy.ClusterName(p.Port, s.Name, host))
+			}
+			for _, n := range names {
+				index[n] = append(index[n], p.Sources...)
+			}
+		}
+	}
+	return index
+}
+
+// hashes returns, for each object, a hash of the listeners, routes and clusters built from it (not
+// endpoints, which change with every pod and are not what a NACK of a policy is about).
+func (idx nameIndex) hashes(snap *envoy.Snapshot, refs []ir.ObjectRef) map[ir.ObjectRef]uint64 {
+	out := make(map[ir.ObjectRef]uint64, len(refs))
+	for _, ref := range refs {
+		out[ref] = 0
+	}
+	if snap == nil {
+		return out
+	}
+	names := make([]string, 0, len(idx))
+	for name := range idx {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	marshal := proto.MarshalOptions{Deterministic: true}
+	for _, name := range names {
+		var msgs []proto.Message
+		if r, ok := snap.Routes[name]; ok {
+			msgs = append(msgs, r)
+		}
+		if c, ok := snap.Clusters[name]; ok {
+			msgs = append(msgs, c)
+		}
+		for _, f := range envoy.Flavours {
+			if l, ok := snap.Listeners[f][name]; ok {
+				msgs = append(msgs, l)
+			}
+		}
+		for _, m := range msgs {
+			data, _ := marshal.Marshal(m)
+			h := fnv.New64a()
+			_, _ = h.Write([]byte(name))
+			_, _ = h.Write(data)
+			for _, ref := range idx[name] {
+				out[ref] = out[ref]*31 + h.Sum64()
+			}
+		}
+	}
+	return out
+}
+
+// namedIn returns the objects behind every resource that err's message names.
+func (idx nameIndex) namedIn(err error) []ir.ObjectRef {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	seen := map[ir.ObjectRef]bool{}
+	var out []ir.ObjectRef
+	for name, refs := range idx {
+		if !containsWord(msg, name) {
+			continue
+		}
+		for _, ref := range refs {
+			if !seen[ref] {
+				seen[ref] = true
+				out = append(out, ref)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
+}
+
+// allSources lists every object the translation used or reported on.
+func allSources(tree *ir.IR, problems translate.Problems) []ir.ObjectRef {
+	seen := map[ir.ObjectRef]bool{}
+	var out []ir.ObjectRef
+	add := func(ref ir.ObjectRef) {
+		if !seen[ref] {
+			seen[ref] = true
+			out = append(out, ref)
+		}
+	}
+	for _, svc := range tree.Services {
+		for _, p := range svc.Ports {
+			for _, ref := range p.Sources {
+				add(ref)
+			}
+		}
+	}
+	for _, p := range problems {
+		add(p.Object)
+	}
+	return out
+}

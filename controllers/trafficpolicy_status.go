@@ -1,0 +1,104 @@
+package controllers
+
+import (
+	"context"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/xds/ir"
+)
+
+// TrafficPolicyStatusReconciler writes a TrafficPolicy's conditions from the pipeline's Feedback:
+// Accepted (the translation honoured it), Programmed (published, no proxy rejected it) and Ready
+// (both). It runs on the leader only.
+type TrafficPolicyStatusReconciler struct {
+	Client   client.Client
+	Feedback *Feedback
+}
+
+// +kubebuilder:rbac:groups=mesh.sluice.dev,resources=trafficpolicies/status,verbs=get;update;patch
+
+// Reconcile patches the status when the conditions changed.
+func (r *TrafficPolicyStatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	tp := &meshv1alpha1.TrafficPolicy{}
+	if err := r.Client.Get(ctx, req.NamespacedName, tp); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	fb := r.Feedback.For(ir.ObjectRef{Kind: "TrafficPolicy", Namespace: tp.Namespace, Name: tp.Name})
+	before := tp.DeepCopy()
+	setPolicyConditions(&tp.Status.Status, tp.Generation, fb)
+	if equalStatus(before.Status.Status, tp.Status.Status) {
+		return ctrl.Result{}, nil
+	}
+	err := r.Client.Status().Patch(ctx, tp, client.MergeFrom(before))
+	if apierrors.IsNotFound(err) {
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{}, err
+}
+
+// setPolicyConditions derives the kstatus-style conditions of a policy from the pipeline's feedback.
+func setPolicyConditions(st *meshv1alpha1.Status, generation int64, fb ObjectFeedback) {
+	st.ObservedGeneration = generation
+	accepted := metav1.Condition{Type: meshv1alpha1.ConditionAccepted, Status: metav1.ConditionTrue,
+		Reason: "Accepted", Message: "The policy is valid and applies to its Service.", ObservedGeneration: generation}
+	if len(fb.Problems) > 0 {
+		accepted.Status = metav1.ConditionFalse
+		accepted.Reason, accepted.Message = summary(fb.Problems)
+	}
+	programmed := metav1.Condition{Type: meshv1alpha1.ConditionProgrammed, Status: metav1.ConditionUnknown,
+		Reason: "Pending", Message: "Waiting for the xDS server to publish the policy.", ObservedGeneration: generation}
+	switch {
+	case fb.PublishError != "":
+		programmed.Status, programmed.Reason = metav1.ConditionFalse, "Invalid"
+		programmed.Message = "The generated config failed validation; proxies keep the last good config: " + fb.PublishError
+	case fb.NACK != "":
+		programmed.Status, programmed.Reason = metav1.ConditionFalse, "Rejected"
+		programmed.Message = "A proxy rejected the generated config: " + fb.NACK
+	case fb.Published:
+		programmed.Status, programmed.Reason = metav1.ConditionTrue, "Programmed"
+		programmed.Message = "The config is published to the proxies."
+	}
+	ready := metav1.Condition{Type: meshv1alpha1.ConditionReady, Status: metav1.ConditionFalse,
+		Reason: "NotReady", Message: "The policy is not fully in effect; see Accepted and Programmed.", ObservedGeneration: generation}
+	if accepted.Status == metav1.ConditionTrue && programmed.Status == metav1.ConditionTrue {
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionTrue, "Ready", "The policy is in effect."
+	}
+	for _, c := range []metav1.Condition{accepted, programmed, ready} {
+		meta.SetStatusCondition(&st.Conditions, c)
+	}
+}
+
+// equalStatus compares statuses ignoring condition transition times (SetStatusCondition keeps them
+// when nothing changed).
+func equalStatus(a, b meshv1alpha1.Status) bool {
+	if a.ObservedGeneration != b.ObservedGeneration || len(a.Conditions) != len(b.Conditions) {
+		return false
+	}
+	for _, ca := range a.Conditions {
+		cb := meta.FindStatusCondition(b.Conditions, ca.Type)
+		if cb == nil || cb.Status != ca.Status || cb.Reason != ca.Reason || cb.Message != ca.Message ||
+			cb.ObservedGeneration != ca.ObservedGeneration {
+			return false
+		}
+	}
+	return true
+}
+
+// SetupWithManager wakes the reconciler for policy changes and for feedback from the pipeline.
+func (r *TrafficPolicyStatusReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("trafficpolicy-status").
+		For(&meshv1alpha1.TrafficPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesRawSource(source.Channel(r.Feedback.Subscribe("TrafficPolicy"), &handler.EnqueueRequestForObject{})).
+		Complete(r)
+}
