@@ -1,8 +1,6 @@
 package envoy
 
 import (
-	"bytes"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,10 +9,9 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/sluice-mesh/sluice/internal/golden"
 	"github.com/sluice-mesh/sluice/xds/ir"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // goldenOptions are the Options of the inputs that need more than the defaults.
 var goldenOptions = map[string]Options{
@@ -71,7 +68,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			compareGolden(t, filepath.Join("testdata", name+".out.yaml"), got)
+			golden.Check(t, filepath.Join("testdata", name+".out.yaml"), got)
 		})
 	}
 }
@@ -99,7 +96,7 @@ func TestBootstrapGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	compareGolden(t, filepath.Join("testdata", "bootstrap.out.yaml"), got)
+	golden.Check(t, filepath.Join("testdata", "bootstrap.out.yaml"), got)
 }
 
 func testBootstrapOptions() BootstrapOptions {
@@ -112,24 +109,6 @@ func testBootstrapOptions() BootstrapOptions {
 		Workload:       "checkout",
 		Version:        "v1",
 		ServiceAccount: "checkout",
-	}
-}
-
-// compareGolden checks got against the golden file, or rewrites it with -update.
-func compareGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./xds/envoy -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run go test ./xds/envoy -update and review the diff):\n%s", path, firstDiff(want, got))
 	}
 }
 

@@ -50,17 +50,19 @@ func TestFlavourOf(t *testing.T) {
 		return &corev3.Node{Metadata: s}
 	}
 	for _, tc := range []struct {
-		node *corev3.Node
-		want Flavour
+		node    *corev3.Node
+		want    Flavour
+		wantErr bool
 	}{
-		{nil, FlavourEnvoy},
-		{node(map[string]any{}), FlavourEnvoy},
-		{node(map[string]any{NodeMetadataFlavour: "grpc"}), FlavourGRPC},
-		{node(map[string]any{NodeMetadataFlavour: "envoy"}), FlavourEnvoy},
-		{node(map[string]any{NodeMetadataFlavour: "other"}), FlavourEnvoy},
+		{nil, FlavourEnvoy, false},
+		{node(map[string]any{}), FlavourEnvoy, false},
+		{node(map[string]any{NodeMetadataFlavour: "grpc"}), FlavourGRPC, false},
+		{node(map[string]any{NodeMetadataFlavour: "envoy"}), FlavourEnvoy, false},
+		{node(map[string]any{NodeMetadataFlavour: "other"}), "", true},
 	} {
-		if got := FlavourOf(tc.node); got != tc.want {
-			t.Errorf("FlavourOf(%v) = %s, want %s", tc.node, got, tc.want)
+		got, err := FlavourOf(tc.node)
+		if got != tc.want || (err != nil) != tc.wantErr {
+			t.Errorf("FlavourOf(%v) = %s, %v; want %s (error: %v)", tc.node, got, err, tc.want, tc.wantErr)
 		}
 	}
 }

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"fmt"
-
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -66,20 +64,8 @@ func typeOfKey(key string) string {
 	return key
 }
 
-// nodeFlavour reads the flavour from the node's metadata; a node without it is an Envoy.
-func nodeFlavour(n *core.Node) (envoy.Flavour, error) {
-	v, ok := n.GetMetadata().GetFields()[envoy.NodeMetadataFlavour]
-	if !ok {
-		return envoy.FlavourEnvoy, nil
-	}
-	f := envoy.Flavour(v.GetStringValue())
-	for _, known := range envoy.Flavours {
-		if f == known {
-			return f, nil
-		}
-	}
-	return "", fmt.Errorf("node metadata %q is %q; want one of %v", envoy.NodeMetadataFlavour, v.GetStringValue(), envoy.Flavours)
-}
+// nodeFlavour reads the flavour from the node's metadata (envoy.FlavourOf).
+func nodeFlavour(n *core.Node) (envoy.Flavour, error) { return envoy.FlavourOf(n) }
 
 // classify picks the cache for a request from its type URL and, for listeners, its node's flavour.
 // Both go-control-plane servers set request.Node from the stream's first request before creating a

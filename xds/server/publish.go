@@ -170,24 +170,30 @@ func (s *Server) apply(key string, upsert map[string]types.Resource, remove []st
 }
 
 // waitClustersWarm waits until no stream that was open when it started still has to ACK cluster
-// version target for the added clusters, or until Options.WarmTimeout. It never fails: on timeout
-// the routes go out anyway. Streams that open during the wait fetch the new clusters with their
-// first cluster request; they are not waited for.
+// version target for the added clusters, or until Options.WarmTimeout. Streams that open during the
+// wait fetch the new clusters with their first cluster request; they are not waited for.
 func (s *Server) waitClustersWarm(target uint64, added []string) {
-	if s.opts.WarmTimeout < 0 {
-		return
-	}
 	names := make(map[string]struct{}, len(added))
 	for _, n := range added {
 		names[n] = struct{}{}
 	}
+	s.waitFor(s.proxies.streamList(), func(st *stream) bool { return st.clustersWarm(target, names) },
+		"Proxies did not ACK new clusters in time; pushing routes and listeners anyway", "clusterVersion", target)
+}
+
+// waitFor waits until done holds for every stream of pending (checked again on every request and
+// stream close), or until Options.WarmTimeout. It never fails: on timeout it logs why and returns,
+// and the push goes on.
+func (s *Server) waitFor(pending []*stream, done func(*stream) bool, timeoutMsg string, keysAndValues ...any) {
+	if s.opts.WarmTimeout < 0 {
+		return
+	}
 	timer := time.NewTimer(s.opts.WarmTimeout)
 	defer timer.Stop()
-	pending := s.proxies.streamList()
 	for {
 		// Take the signal channel before looking, so an ACK in between is not missed.
 		changed := s.proxies.signal.wait()
-		pending = slices.DeleteFunc(pending, func(st *stream) bool { return st.clustersWarm(target, names) })
+		pending = slices.DeleteFunc(pending, done)
 		if len(pending) == 0 {
 			return
 		}
@@ -195,8 +201,7 @@ func (s *Server) waitClustersWarm(target uint64, added []string) {
 		case <-changed:
 		case <-timer.C:
 			s.metrics.warmTimeouts.Inc()
-			s.log.Info("Proxies did not ACK new clusters in time; pushing routes and listeners anyway",
-				"clusterVersion", target, "timeout", s.opts.WarmTimeout, "pending", len(pending), "nodes", nodeIDs(pending, 10))
+			s.log.Info(timeoutMsg, append(keysAndValues, "timeout", s.opts.WarmTimeout, "pending", len(pending), "nodes", nodeIDs(pending, 10))...)
 			return
 		}
 	}

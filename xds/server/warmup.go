@@ -2,7 +2,6 @@ package server
 
 import (
 	"slices"
-	"time"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -75,26 +74,8 @@ func (s *Server) streamsNeedingWarmup(routes map[string]types.Resource, incoming
 // waitRoutesWarm waits until none of pending still has to take route version target and the
 // incoming clusters, or until Options.WarmTimeout.
 func (s *Server) waitRoutesWarm(target uint64, pending []*stream, incoming map[string]struct{}) {
-	if s.opts.WarmTimeout < 0 {
-		return
-	}
-	timer := time.NewTimer(s.opts.WarmTimeout)
-	defer timer.Stop()
-	for {
-		changed := s.proxies.signal.wait()
-		pending = slices.DeleteFunc(pending, func(st *stream) bool { return st.routesWarm(target, incoming) })
-		if len(pending) == 0 {
-			return
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			s.metrics.warmTimeouts.Inc()
-			s.log.Info("Proxies did not take new clusters through warm-up routes in time; pushing routes anyway",
-				"routeVersion", target, "timeout", s.opts.WarmTimeout, "pending", len(pending), "nodes", nodeIDs(pending, 10))
-			return
-		}
-	}
+	s.waitFor(pending, func(st *stream) bool { return st.routesWarm(target, incoming) },
+		"Proxies did not take new clusters through warm-up routes in time; pushing routes anyway", "routeVersion", target)
 }
 
 // routeClusters lists the clusters a route configuration sends traffic (or mirrors) to.

@@ -13,26 +13,42 @@ import (
 	"github.com/sluice-mesh/sluice/xds/ir"
 )
 
-// selectPolicies picks one TrafficPolicy per Service: the oldest (then the first by name) wins and
-// every other one for the same Service is reported Conflicted.
+// selectPolicies picks one TrafficPolicy per Service (see selectOnePerService).
 func selectPolicies(tps []*meshv1alpha1.TrafficPolicy, services map[serviceKey]*corev1.Service, problems *Problems) map[serviceKey]*meshv1alpha1.TrafficPolicy {
-	sorted := append([]*meshv1alpha1.TrafficPolicy(nil), tps...)
-	sort.Slice(sorted, func(i, j int) bool { return olderThan(&sorted[i].ObjectMeta, &sorted[j].ObjectMeta) })
-	out := map[serviceKey]*meshv1alpha1.TrafficPolicy{}
-	for _, tp := range sorted {
-		key := serviceKey{tp.Namespace, tp.Spec.TargetRef.Name}
-		ref := refOf("TrafficPolicy", tp.Namespace, tp.Name)
+	return selectOnePerService(tps, services, problems, targetRule[*meshv1alpha1.TrafficPolicy]{
+		kind: "TrafficPolicy", field: "spec.targetRef",
+		service:  func(tp *meshv1alpha1.TrafficPolicy) string { return tp.Spec.TargetRef.Name },
+		missing:  "Service %s/%s does not exist; the policy applies once it does",
+		conflict: "TrafficPolicy %s already targets Service %s and is older; merge the two or delete one",
+	})
+}
+
+// targetRule says how selectOnePerService reads and reports one kind.
+type targetRule[T any] struct {
+	kind, field string
+	service     func(T) string
+	// missing is formatted with namespace and Service name, conflict with the winner and Service.
+	missing, conflict string
+}
+
+// selectOnePerService keeps, per Service, the oldest object (then the first by name) that names it;
+// every other one is reported Conflicted, and one that names a missing Service ServiceNotFound.
+func selectOnePerService[T metav1.Object](objs []T, services map[serviceKey]*corev1.Service, problems *Problems, sel targetRule[T]) map[serviceKey]T {
+	sorted := append([]T(nil), objs...)
+	sort.Slice(sorted, func(i, j int) bool { return olderThan(sorted[i], sorted[j]) })
+	out := map[serviceKey]T{}
+	for _, obj := range sorted {
+		key := serviceKey{obj.GetNamespace(), sel.service(obj)}
+		ref := refOf(sel.kind, obj.GetNamespace(), obj.GetName())
 		if services[key] == nil {
-			problems.add(ref, "ServiceNotFound", "spec.targetRef.name",
-				"Service %s/%s does not exist; the policy applies once it does", tp.Namespace, tp.Spec.TargetRef.Name)
+			problems.add(ref, "ServiceNotFound", sel.field+".name", sel.missing, key.namespace, key.name)
 			continue
 		}
-		if winner := out[key]; winner != nil {
-			problems.add(ref, "Conflicted", "spec.targetRef",
-				"TrafficPolicy %s already targets Service %s and is older; merge the two or delete one", winner.Name, key.name)
+		if winner, taken := out[key]; taken {
+			problems.add(ref, "Conflicted", sel.field, sel.conflict, winner.GetName(), key.name)
 			continue
 		}
-		out[key] = tp
+		out[key] = obj
 	}
 	return out
 }
@@ -171,9 +187,10 @@ func mirrorOf(tp *meshv1alpha1.TrafficPolicy, p *ir.ServicePort, services map[se
 }
 
 // olderThan orders objects by age, then name, so the choice between two is stable.
-func olderThan(a, b *metav1.ObjectMeta) bool {
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+func olderThan(a, b metav1.Object) bool {
+	ta, tb := a.GetCreationTimestamp(), b.GetCreationTimestamp()
+	if !ta.Equal(&tb) {
+		return ta.Before(&tb)
 	}
-	return a.Name < b.Name
+	return a.GetName() < b.GetName()
 }

@@ -1,7 +1,6 @@
 package translate
 
 import (
-	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,27 +22,14 @@ const (
 // RevisionLabel tells pods of different revisions apart; Deployments set it on every pod.
 const RevisionLabel = "pod-template-hash"
 
-// selectRollouts picks one Rollout per Service, like selectPolicies.
+// selectRollouts picks one Rollout per Service (see selectOnePerService).
 func selectRollouts(ros []*meshv1alpha1.Rollout, services map[serviceKey]*corev1.Service, problems *Problems) map[serviceKey]*meshv1alpha1.Rollout {
-	sorted := append([]*meshv1alpha1.Rollout(nil), ros...)
-	sort.Slice(sorted, func(i, j int) bool { return olderThan(&sorted[i].ObjectMeta, &sorted[j].ObjectMeta) })
-	out := map[serviceKey]*meshv1alpha1.Rollout{}
-	for _, ro := range sorted {
-		key := serviceKey{ro.Namespace, ro.Spec.Service.Name}
-		ref := refOf("Rollout", ro.Namespace, ro.Name)
-		if services[key] == nil {
-			problems.add(ref, "ServiceNotFound", "spec.service.name",
-				"Service %s/%s does not exist; create it or fix spec.service.name", ro.Namespace, ro.Spec.Service.Name)
-			continue
-		}
-		if winner := out[key]; winner != nil {
-			problems.add(ref, "Conflicted", "spec.service",
-				"Rollout %s already releases through Service %s and is older; one Rollout per Service", winner.Name, key.name)
-			continue
-		}
-		out[key] = ro
-	}
-	return out
+	return selectOnePerService(ros, services, problems, targetRule[*meshv1alpha1.Rollout]{
+		kind: "Rollout", field: "spec.service",
+		service:  func(ro *meshv1alpha1.Rollout) string { return ro.Spec.Service.Name },
+		missing:  "Service %s/%s does not exist; create it or fix spec.service.name",
+		conflict: "Rollout %s already releases through Service %s and is older; one Rollout per Service",
+	})
 }
 
 // canaryRunning says whether the Rollout has a canary revision distinct from stable.
