@@ -23,7 +23,7 @@ import (
 )
 
 // The manager, started against a real API server, wins the leader lease, answers its health probes,
-// serves metrics only to callers RBAC allows, and stops cleanly.
+// serves metrics and the xDS debug pages only to callers RBAC allows, and stops cleanly.
 func TestManagerServesProbesAndGuardsMetrics(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the test API server")
@@ -42,6 +42,7 @@ func TestManagerServesProbesAndGuardsMetrics(t *testing.T) {
 		LeaderElectionNamespace: "default",
 		WebhookPort:             0,
 		GracefulShutdown:        10 * time.Second,
+		XDSAddr:                 freeAddr(t),
 	}
 	mgr, err := manager.New(env.Config, opts)
 	if err != nil {
@@ -67,13 +68,22 @@ func TestManagerServesProbesAndGuardsMetrics(t *testing.T) {
 	if code := eventually(t, metricsURL, ""); code != http.StatusUnauthorized {
 		t.Errorf("metrics without a token answered %d, want 401", code)
 	}
-	stranger := serviceAccountToken(t, env, "stranger", false)
+	stranger := serviceAccountToken(t, env, "stranger", "")
 	if code := eventually(t, metricsURL, stranger); code != http.StatusForbidden {
 		t.Errorf("metrics for a service account without the metrics-reader role answered %d, want 403", code)
 	}
-	prometheus := serviceAccountToken(t, env, "prometheus", true)
+	prometheus := serviceAccountToken(t, env, "prometheus", "metrics_reader_role.yaml")
 	if code := eventually(t, metricsURL, prometheus); code != http.StatusOK {
 		t.Errorf("metrics for a service account with the metrics-reader role answered %d, want 200", code)
+	}
+	// The xDS debug pages sit behind the same guard.
+	debugURL := "https://" + opts.MetricsAddr + "/debug/xds/proxies"
+	if code := eventually(t, debugURL, stranger); code != http.StatusForbidden {
+		t.Errorf("the xDS debug page for a stranger answered %d, want 403", code)
+	}
+	debugger := serviceAccountToken(t, env, "debugger", "xds_debug_reader_role.yaml")
+	if code := eventually(t, debugURL, debugger); code != http.StatusOK {
+		t.Errorf("the xDS debug page for a service account with the xds-debug-reader role answered %d, want 200", code)
 	}
 
 	cancel()
@@ -124,9 +134,9 @@ func eventually(t *testing.T, url, token string) int {
 	}
 }
 
-// serviceAccountToken creates a service account, optionally bound to the metrics-reader ClusterRole
-// from config/rbac, and returns a token for it.
-func serviceAccountToken(t *testing.T, env *testenv.Env, name string, canReadMetrics bool) string {
+// serviceAccountToken creates a service account, bound to the ClusterRole in config/rbac/<roleFile>
+// unless roleFile is empty, and returns a token for it.
+func serviceAccountToken(t *testing.T, env *testenv.Env, name, roleFile string) string {
 	t.Helper()
 	ctx := context.Background()
 	c := env.Client
@@ -134,9 +144,9 @@ func serviceAccountToken(t *testing.T, env *testenv.Env, name string, canReadMet
 	if err := c.Create(ctx, sa); err != nil {
 		t.Fatal(err)
 	}
-	if canReadMetrics {
+	if roleFile != "" {
 		role := &rbacv1.ClusterRole{}
-		data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "rbac", "metrics_reader_role.yaml"))
+		data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "rbac", roleFile))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,7 +157,7 @@ func serviceAccountToken(t *testing.T, env *testenv.Env, name string, canReadMet
 			t.Fatal(err)
 		}
 		binding := &rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-metrics-reader", name)},
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%s", name, role.Name)},
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
 			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: "default"}},
 		}

@@ -50,7 +50,7 @@ func run(m *testing.M) int {
 
 	xdsAddr = freeAddr()
 	ctx, cancel := context.WithCancel(context.Background())
-	stopped, _, err := startOperator(ctx, xdsAddr)
+	stopped, _, err := startOperator(ctx, xdsAddr, false)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		cancel()
@@ -62,12 +62,15 @@ func run(m *testing.M) int {
 
 // startOperator runs the manager (xDS server and mesh controllers) until ctx ends; the returned
 // channel closes when it has stopped, and the registry holds its xDS metrics.
-func startOperator(ctx context.Context, addr string) (<-chan struct{}, *prometheus.Registry, error) {
+// With leaderElect the replicas compete for the lease in namespace default, as in a cluster.
+func startOperator(ctx context.Context, addr string, leaderElect bool) (<-chan struct{}, *prometheus.Registry, error) {
 	reg := prometheus.NewRegistry()
 	mgr, err := manager.New(env.Config, manager.Options{
 		MetricsAddr:                  "0",
 		ProbeAddr:                    "0",
 		XDSAddr:                      addr,
+		LeaderElect:                  leaderElect,
+		LeaderElectionNamespace:      "default",
 		Debounce:                     20 * time.Millisecond,
 		GracefulShutdown:             5 * time.Second,
 		Registerer:                   reg,

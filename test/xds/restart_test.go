@@ -22,7 +22,7 @@ func TestServerRestartFailsNoCall(t *testing.T) {
 	// An operator of this test's own, so it can be stopped and started again.
 	addr := freeAddr()
 	ctx, cancel := context.WithCancel(context.Background())
-	stopped, _, err := startOperator(ctx, addr)
+	stopped, _, err := startOperator(ctx, addr, false)
 	must(t, err)
 	c := xdsClientOf(t, addr, "checkout.restart.svc.cluster.local:8080")
 	eventually(t, 20*time.Second, func() error {
@@ -37,7 +37,7 @@ func TestServerRestartFailsNoCall(t *testing.T) {
 	<-stopped
 	time.Sleep(time.Second) // calls go on with no xDS server
 	ctx2, cancel2 := context.WithCancel(context.Background())
-	stopped2, reg, err := startOperator(ctx2, addr)
+	stopped2, reg, err := startOperator(ctx2, addr, false)
 	must(t, err)
 	defer func() { cancel2(); <-stopped2 }()
 	eventually(t, 30*time.Second, func() error {
