@@ -57,15 +57,28 @@ lint: ## Run golangci-lint.
 envtest: ## Build (once) the Kubernetes binaries for tests and print their directory.
 	@hack/envtest.sh
 
+.PHONY: prometheus
+prometheus: ## Build (once) the Prometheus server for tests and print its path.
+	@hack/prometheus.sh
+
 ##@ Test
 
 .PHONY: test
 test: lint vet verify-generated ## Run every check and test (what CI runs).
-	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go test ./... $(GOTEST_FLAGS)
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" PROMETHEUS_BINARY="$$(hack/prometheus.sh)" go test ./... $(GOTEST_FLAGS)
 
 .PHONY: test-unit
 test-unit: ## Run the tests that need no API server.
 	go test -short ./... $(GOTEST_FLAGS)
+
+##@ Benchmarks
+
+# Extra flags for the xDS benchmark, e.g. `make bench-xds BENCH_XDS_FLAGS='-watch 10 -modes delta'`.
+BENCH_XDS_FLAGS ?=
+
+.PHONY: bench-xds
+bench-xds: ## xDS push benchmark: 1000 services, 2000 proxies, SotW and delta (docs/benchmarks.md).
+	go run ./test/bench/xds $(BENCH_XDS_FLAGS)
 
 ##@ Build and run
 
