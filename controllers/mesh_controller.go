@@ -52,6 +52,11 @@ type MeshReconciler struct {
 	Clock        clock.PassiveClock
 	Debounce     time.Duration
 
+	// translator is built from EnvoyOptions on first use; it reuses the xDS messages of the Service
+	// ports that did not change, so Publish can tell them apart by pointer. translateMu guards it.
+	translateMu sync.Mutex
+	translator  *envoy.Translator
+
 	mu sync.Mutex
 	// pendingSince is when the oldest change not yet translated happened.
 	pendingSince time.Time
@@ -76,7 +81,7 @@ func (r *MeshReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (re
 
 	start := r.Clock.Now()
 	tree, problems := translate.Translate(res)
-	snap, err := envoy.Translate(tree, r.EnvoyOptions)
+	snap, err := r.translate(tree)
 	r.Publisher.ObserveTranslation(r.Clock.Since(start))
 	index := sourceIndex(tree)
 	sources := index.hashes(snap, allSources(tree, problems))
@@ -94,6 +99,18 @@ func (r *MeshReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (re
 	}
 	ctrl.LoggerFrom(ctx).V(1).Info("published", "services", len(tree.Services), "problems", len(problems), "error", publishErr)
 	return reconcile.Result{}, nil
+}
+
+// translate is envoy.Translate with the reconciler's Translator.
+func (r *MeshReconciler) translate(tree *ir.IR) (*envoy.Snapshot, error) {
+	r.translateMu.Lock()
+	defer r.translateMu.Unlock()
+	if r.translator == nil {
+		r.translator = envoy.NewTranslator(r.EnvoyOptions)
+	} else {
+		r.translator.SetOptions(r.EnvoyOptions)
+	}
+	return r.translator.Translate(tree)
 }
 
 // NACKed maps the resources a proxy rejected to the objects that shaped them and records it.

@@ -27,7 +27,7 @@ const (
 // envoyServiceListener is the outbound listener of one port of a Service with a ClusterIP: HTTP and
 // gRPC go through an HTTP connection manager that takes the port's routes over RDS, TCP through a
 // TCP proxy that splits connections like the port's default route.
-func envoyServiceListener(svc *ir.Service, port *ir.ServicePort, clusters map[string]bool, opts Options) (*listenerv3.Listener, error) {
+func envoyServiceListener(svc *ir.Service, port *ir.ServicePort, clusters *clusterSet, opts Options) (*listenerv3.Listener, error) {
 	host := svc.Hostname()
 	var filter *listenerv3.Filter
 	if port.Protocol == ir.ProtocolTCP {
@@ -56,7 +56,7 @@ func envoyServiceListener(svc *ir.Service, port *ir.ServicePort, clusters map[st
 
 // tcpServiceProxy sends a TCP port's connections where its default (last) route sends requests;
 // without routes, to every endpoint.
-func tcpServiceProxy(svc *ir.Service, port *ir.ServicePort, clusters map[string]bool) (*tcpproxyv3.TcpProxy, error) {
+func tcpServiceProxy(svc *ir.Service, port *ir.ServicePort, clusters *clusterSet) (*tcpproxyv3.TcpProxy, error) {
 	host := svc.Hostname()
 	tp := &tcpproxyv3.TcpProxy{StatPrefix: statPrefix(svc, port.Port)}
 	if len(port.Routes) == 0 {

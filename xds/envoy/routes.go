@@ -24,7 +24,7 @@ const defaultRetryOn = "5xx,connect-failure,refused-stream,unavailable"
 // (through RDS from its outbound listener) and gRPC clients (through RDS from the API listener).
 // One virtual host with domains ["*"]: it matches the authority a gRPC client dials
 // (<hostname>:<port>) and whatever Host header an Envoy client sends to the ClusterIP.
-func portRouteConfig(svc *ir.Service, port *ir.ServicePort, clusters map[string]bool) (*routev3.RouteConfiguration, error) {
+func portRouteConfig(svc *ir.Service, port *ir.ServicePort, clusters *clusterSet) (*routev3.RouteConfiguration, error) {
 	host := svc.Hostname()
 	name := RouteConfigName(host, port.Port)
 	routes := make([]*routev3.Route, 0, len(port.Routes))
@@ -45,7 +45,7 @@ func portRouteConfig(svc *ir.Service, port *ir.ServicePort, clusters map[string]
 	}, nil
 }
 
-func buildRoute(host string, port *ir.ServicePort, r *ir.Route, clusters map[string]bool) (*routev3.Route, error) {
+func buildRoute(host string, port *ir.ServicePort, r *ir.Route, clusters *clusterSet) (*routev3.Route, error) {
 	match, err := routeMatch(&r.Match, port.Protocol)
 	if err != nil {
 		return nil, err
@@ -165,14 +165,14 @@ type weightedCluster struct {
 // destinations turns a route's destinations into clusters, in the IR's order. Zero weights are
 // dropped (grpc-go skips them anyway; Envoy would keep an unused reference), and at least one
 // weight must remain: grpc-go NACKs a weighted_clusters action whose weights add up to 0.
-func destinations(host string, port uint32, ds []ir.Destination, clusters map[string]bool) ([]weightedCluster, error) {
+func destinations(host string, port uint32, ds []ir.Destination, clusters *clusterSet) ([]weightedCluster, error) {
 	var out []weightedCluster
 	for _, d := range ds {
 		if d.Weight == 0 {
 			continue
 		}
 		name := ClusterName(port, d.Subset, host)
-		if !clusters[name] {
+		if !clusters.has(name) {
 			return nil, fmt.Errorf("destination subset %q is not a subset of the port", d.Subset)
 		}
 		out = append(out, weightedCluster{name: name, weight: d.Weight})
@@ -183,7 +183,7 @@ func destinations(host string, port uint32, ds []ir.Destination, clusters map[st
 	return out, nil
 }
 
-func routeAction(host string, port uint32, r *ir.Route, clusters map[string]bool) (*routev3.RouteAction, error) {
+func routeAction(host string, port uint32, r *ir.Route, clusters *clusterSet) (*routev3.RouteAction, error) {
 	wcs, err := destinations(host, port, r.Destinations, clusters)
 	if err != nil {
 		return nil, err
@@ -218,7 +218,7 @@ func routeAction(host string, port uint32, r *ir.Route, clusters map[string]bool
 	}
 	if m := r.Mirror; m != nil && m.Percent > 0 {
 		name := ClusterName(m.Port, m.Subset, ServiceHostname(m.Namespace, m.Service))
-		if !clusters[name] {
+		if !clusters.has(name) {
 			return nil, fmt.Errorf("mirror target %s/%s port %d subset %q is not in the mesh", m.Namespace, m.Service, m.Port, m.Subset)
 		}
 		a.RequestMirrorPolicies = []*routev3.RouteAction_RequestMirrorPolicy{{

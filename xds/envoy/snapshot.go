@@ -44,39 +44,43 @@ func NewSnapshot() *Snapshot {
 // Translate turns the IR into xDS resources. It is a pure function of its arguments. It fails,
 // naming the Service port and the objects behind it, when the IR cannot be expressed (a route
 // without weight, a mirror to a port not in the mesh, an unknown load balancer...). It does not
-// run Validate; callers that publish the result should.
+// run Validate; callers that publish the result should. A caller that translates again and again
+// should use a Translator, which gives the same result and reuses the messages of unchanged ports.
 func Translate(in *ir.IR, opts Options) (*Snapshot, error) {
-	opts = opts.withDefaults()
-	s := NewSnapshot()
-	if in == nil {
-		in = &ir.IR{}
-	}
-	b := &builder{s: s, opts: opts, clusters: meshClusters(in)}
-	for si := range in.Services {
-		svc := &in.Services[si]
-		for pi := range svc.Ports {
-			port := &svc.Ports[pi]
-			if err := b.port(svc, port); err != nil {
-				b.errs = append(b.errs, fmt.Errorf("service %s/%s port %d%s: %w", svc.Namespace, svc.Name, port.Port, sources(port.Sources), err))
-			}
-		}
-	}
-	b.fixed(in)
-	if err := errors.Join(b.errs...); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return NewTranslator(opts).Translate(in)
 }
 
 type builder struct {
 	s        *Snapshot
 	opts     Options
-	clusters map[string]bool // every Service cluster the IR defines, for checking references
+	clusters *clusterSet // every Service cluster the IR defines, for checking references
 	errs     []error
+	// serverListener returns the gRPC server listener of ip:port (memoised by a Translator).
+	serverListener func(ip string, port uint32) *listenerv3.Listener
+}
+
+// clusterSet is the set of Service clusters of the mesh. When looked is set, it records every
+// lookup and its answer: what a port's resources depend on beyond the port itself.
+type clusterSet struct {
+	names  map[string]bool
+	looked *[]clusterLookup
+}
+
+type clusterLookup struct {
+	name  string
+	found bool
+}
+
+func (c *clusterSet) has(name string) bool {
+	found := c.names[name]
+	if c.looked != nil {
+		*c.looked = append(*c.looked, clusterLookup{name: name, found: found})
+	}
+	return found
 }
 
 // meshClusters names every subset cluster of the IR.
-func meshClusters(in *ir.IR) map[string]bool {
+func meshClusters(in *ir.IR) *clusterSet {
 	out := map[string]bool{}
 	for _, svc := range in.Services {
 		for _, port := range svc.Ports {
@@ -85,10 +89,26 @@ func meshClusters(in *ir.IR) map[string]bool {
 			}
 		}
 	}
-	return out
+	return &clusterSet{names: out}
 }
 
-func (b *builder) port(svc *ir.Service, port *ir.ServicePort) error {
+// portResources are the resources built for one Service port, in the order port adds them.
+type portResources struct {
+	clusters        []*clusterv3.Cluster
+	endpoints       []*endpointv3.ClusterLoadAssignment
+	envoyListener   *listenerv3.Listener // nil for headless Services
+	route           *routev3.RouteConfiguration
+	apiListener     *listenerv3.Listener
+	serverListeners []*listenerv3.Listener
+	serverKeys      []serverKey // the address of each of serverListeners
+}
+
+// port builds the resources of one Service port and adds them to the snapshot; out (if not nil)
+// gets them too.
+func (b *builder) port(svc *ir.Service, port *ir.ServicePort, out *portResources) error {
+	if out == nil {
+		out = &portResources{}
+	}
 	switch port.Protocol {
 	case ir.ProtocolHTTP, ir.ProtocolGRPC, ir.ProtocolTCP:
 	default:
@@ -107,24 +127,20 @@ func (b *builder) port(svc *ir.Service, port *ir.ServicePort) error {
 	if err != nil {
 		return err
 	}
-	for _, c := range cs {
-		if err := b.addCluster(c); err != nil {
-			return err
-		}
+	out.clusters = cs
+	out.endpoints = portEndpoints(svc, port)
+	if err := b.addPortClusters(out); err != nil {
+		return err
 	}
-	for _, cla := range portEndpoints(svc, port) {
-		b.s.Endpoints[cla.GetClusterName()] = cla
-	}
-	envoyListeners := b.s.Listeners[FlavourEnvoy]
 	if hasClusterIP(svc) {
 		l, err := envoyServiceListener(svc, port, b.clusters, b.opts)
 		if err != nil {
 			return err
 		}
-		if _, dup := envoyListeners[l.GetName()]; dup {
-			return fmt.Errorf("listener %q is defined twice (two Services with ClusterIP %s?)", l.GetName(), svc.ClusterIP)
+		out.envoyListener = l
+		if err := b.addEnvoyListener(svc, l); err != nil {
+			return err
 		}
-		envoyListeners[l.GetName()] = l
 	}
 	if port.Protocol == ir.ProtocolTCP {
 		return nil
@@ -133,36 +149,106 @@ func (b *builder) port(svc *ir.Service, port *ir.ServicePort) error {
 	if err != nil {
 		return err
 	}
+	out.route = rc
+	out.apiListener = grpcAPIListener(svc, port)
+	for _, ep := range port.Subsets[all].Endpoints {
+		if ep.Ready {
+			out.serverListeners = append(out.serverListeners, b.serverListener(ep.Address, ep.Port))
+			out.serverKeys = append(out.serverKeys, serverKey{ip: ep.Address, port: ep.Port})
+		}
+	}
+	return b.addPortRouting(out)
+}
+
+// addPort adds resources that port built before, with the same checks against the rest of the
+// snapshot, in the same order.
+func (b *builder) addPort(svc *ir.Service, out *portResources) error {
+	if err := b.addPortClusters(out); err != nil {
+		return err
+	}
+	if out.envoyListener != nil {
+		if err := b.addEnvoyListener(svc, out.envoyListener); err != nil {
+			return err
+		}
+	}
+	if out.route == nil {
+		return nil
+	}
+	return b.addPortRouting(out)
+}
+
+func (b *builder) addPortClusters(out *portResources) error {
+	for _, c := range out.clusters {
+		if err := b.addCluster(c); err != nil {
+			return err
+		}
+	}
+	for _, cla := range out.endpoints {
+		b.s.Endpoints[cla.GetClusterName()] = cla
+	}
+	return nil
+}
+
+func (b *builder) addEnvoyListener(svc *ir.Service, l *listenerv3.Listener) error {
+	envoyListeners := b.s.Listeners[FlavourEnvoy]
+	if _, dup := envoyListeners[l.GetName()]; dup {
+		return fmt.Errorf("listener %q is defined twice (two Services with ClusterIP %s?)", l.GetName(), svc.ClusterIP)
+	}
+	envoyListeners[l.GetName()] = l
+	return nil
+}
+
+// addPortRouting adds an HTTP or gRPC port's route configuration and gRPC listeners.
+func (b *builder) addPortRouting(out *portResources) error {
+	rc := out.route
 	if _, dup := b.s.Routes[rc.GetName()]; dup {
 		return fmt.Errorf("route configuration %q is defined twice", rc.GetName())
 	}
 	b.s.Routes[rc.GetName()] = rc
 	grpc := b.s.Listeners[FlavourGRPC]
-	api := grpcAPIListener(svc, port)
-	grpc[api.GetName()] = api
-	for _, ep := range port.Subsets[all].Endpoints {
-		if ep.Ready {
-			// Identical for every Service that shares the endpoint, so a repeat is harmless.
-			l := grpcServerListener(ep.Address, ep.Port)
-			grpc[l.GetName()] = l
-		}
+	grpc[out.apiListener.GetName()] = out.apiListener
+	for _, l := range out.serverListeners {
+		// Identical for every Service that shares the endpoint, so a repeat is harmless.
+		grpc[l.GetName()] = l
 	}
 	return nil
 }
 
-// fixed adds the resources that do not come from one Service port.
-func (b *builder) fixed(in *ir.IR) {
+// fixedResources are the resources that do not come from one Service port.
+type fixedResources struct {
+	l7Ports                         []uint32 // what virtualInbound was built for
+	outbound, inbound               *listenerv3.Listener
+	passthrough, inboundPassthrough *clusterv3.Cluster
+	tracing                         *clusterv3.Cluster // nil without TracingCollector or on tracingErr
+	tracingErr                      error
+}
+
+func buildFixed(l7Ports []uint32, opts Options) *fixedResources {
+	f := &fixedResources{
+		l7Ports:     l7Ports,
+		outbound:    virtualOutbound(opts),
+		inbound:     virtualInbound(l7Ports, opts),
+		passthrough: originalDstCluster(PassthroughCluster, opts),
+	}
+	f.inboundPassthrough = originalDstCluster(InboundPassthroughCluster, opts)
+	f.inboundPassthrough.TypedExtensionProtocolOptions = downstreamProtocolOptions()
+	if opts.TracingCollector != "" {
+		f.tracing, f.tracingErr = tracingCluster(opts.TracingCollector, opts)
+	}
+	return f
+}
+
+// addFixed adds the resources that do not come from one Service port.
+func (b *builder) addFixed(f *fixedResources) {
 	envoy := b.s.Listeners[FlavourEnvoy]
-	envoy[VirtualOutboundListener] = virtualOutbound(b.opts)
-	envoy[VirtualInboundListener] = virtualInbound(inboundL7Ports(in), b.opts)
-	b.errs = append(b.errs, b.addCluster(originalDstCluster(PassthroughCluster, b.opts)))
-	inbound := originalDstCluster(InboundPassthroughCluster, b.opts)
-	inbound.TypedExtensionProtocolOptions = downstreamProtocolOptions()
-	b.errs = append(b.errs, b.addCluster(inbound))
+	envoy[VirtualOutboundListener] = f.outbound
+	envoy[VirtualInboundListener] = f.inbound
+	b.errs = append(b.errs, b.addCluster(f.passthrough))
+	b.errs = append(b.errs, b.addCluster(f.inboundPassthrough))
 	if b.opts.TracingCollector != "" {
-		c, err := tracingCluster(b.opts.TracingCollector, b.opts)
+		err := f.tracingErr
 		if err == nil {
-			err = b.addCluster(c)
+			err = b.addCluster(f.tracing)
 		}
 		b.errs = append(b.errs, err)
 	}

@@ -14,6 +14,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/proto"
 )
 
 // Validate checks every resource against its protoc-gen-validate rules (ValidateAll, also on the
@@ -23,102 +24,245 @@ import (
 // RouteConfiguration a connection manager names, including the one inside a gRPC api_listener,
 // exists; every secret fetched over SDS exists. Each error names the resource and what is missing.
 func (s *Snapshot) Validate() error {
-	v := &validator{s: s}
-	for _, f := range slices.Sorted(maps.Keys(s.Listeners)) {
-		for _, name := range slices.Sorted(maps.Keys(s.Listeners[f])) {
-			v.listener(f, name, s.Listeners[f][name])
+	return s.ValidateWith(nil)
+}
+
+// Validator remembers, for the resources of the last snapshot it validated, the verdict of the
+// checks that concern one resource alone (ValidateAll, also on the packed connection managers and
+// TCP proxies) and the names the resource refers to (route configurations, clusters, EDS service
+// names, SDS secrets). It is keyed by message pointer: a resource must not be changed after it
+// was validated (xds/server's Publish asks the same). The zero Validator is ready to use; it is
+// not safe for concurrent use.
+type Validator struct {
+	seen map[proto.Message]*resourceChecks
+}
+
+// ValidateWith is Validate, with the same verdict and errors, but a resource that v validated in
+// its previous call (the same message, under the same name) is not checked or decoded again: only
+// the names it refers to are looked up in s, so that a reference to a resource that went away is
+// still found. v then forgets the resources that are not in s. A nil v is Validate.
+func (s *Snapshot) ValidateWith(v *Validator) error {
+	run := &validation{s: s, prev: map[proto.Message]*resourceChecks{}}
+	if v != nil {
+		if v.seen != nil {
+			run.prev = v.seen
+		}
+		run.next = make(map[proto.Message]*resourceChecks, len(run.prev))
+	}
+	// Errors are reported in name order; sorting costs more than the checks of remembered
+	// resources, so it is done only when there is something to report.
+	err := run.all(false)
+	if err != nil {
+		err = run.all(true)
+	}
+	if v != nil {
+		v.seen = run.next
+	}
+	return err
+}
+
+// resourceChecks are the outcome of checking one resource alone: failures, and the references to
+// look up in the snapshot, in the order they are reported.
+type resourceChecks struct {
+	flavour Flavour // of a listener
+	name    string  // the key it was stored under; the messages name it
+	items   []checkItem
+}
+
+type checkKind uint8
+
+const (
+	checkFailed    checkKind = iota // err is a failure of the resource alone
+	checkCluster                    // cluster name must exist
+	checkRoute                      // route configuration name must exist
+	checkSecret                     // secret name must exist
+	checkEndpoints                  // ClusterLoadAssignment name must exist; it is used by an EDS cluster
+)
+
+type checkItem struct {
+	kind  checkKind
+	where string
+	name  string
+	err   error
+}
+
+// validation is one ValidateWith call.
+type validation struct {
+	s          *Snapshot
+	prev, next map[proto.Message]*resourceChecks // next is nil without a Validator
+	errs       []error
+	edsNames   map[string]bool
+}
+
+func keys[V any](m map[string]V, sorted bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	if sorted {
+		slices.Sort(out)
+	}
+	return out
+}
+
+func (r *validation) all(sorted bool) error {
+	s := r.s
+	r.errs, r.edsNames = nil, map[string]bool{}
+	flavours := slices.Collect(maps.Keys(s.Listeners))
+	if sorted {
+		slices.Sort(flavours)
+	}
+	for _, f := range flavours {
+		for _, name := range keys(s.Listeners[f], sorted) {
+			// Each resource must be stored under its own name: that is what proxies request.
+			l := s.Listeners[f][name]
+			if l.GetName() != name {
+				r.fail("%s listener %q: resource is named %q", f, name, l.GetName())
+			}
+			r.replay(r.checks(f, name, l, func(x *extractor) { x.listener(f, name, l) }))
 		}
 	}
-	for _, name := range slices.Sorted(maps.Keys(s.Routes)) {
+	for _, name := range keys(s.Routes, sorted) {
 		rc := s.Routes[name]
-		where := fmt.Sprintf("route configuration %q", name)
-		v.named(where, name, rc.GetName())
-		v.check(where, rc.ValidateAll())
-		v.routeClusters(where, rc)
+		if rc.GetName() != name {
+			r.fail("route configuration %q: resource is named %q", name, rc.GetName())
+		}
+		r.replay(r.checks("", name, rc, func(x *extractor) {
+			where := fmt.Sprintf("route configuration %q", name)
+			x.check(where, rc.ValidateAll())
+			x.routeClusters(where, rc)
+		}))
 	}
-	edsNames := map[string]bool{}
-	for _, name := range slices.Sorted(maps.Keys(s.Clusters)) {
+	for _, name := range keys(s.Clusters, sorted) {
 		c := s.Clusters[name]
-		where := fmt.Sprintf("cluster %q", name)
-		v.named(where, name, c.GetName())
-		v.check(where, c.ValidateAll())
-		if c.GetType() == clusterv3.Cluster_EDS {
-			eds := edsServiceName(c)
-			edsNames[eds] = true
-			if s.Endpoints[eds] == nil {
-				v.fail("%s: EDS resource (ClusterLoadAssignment) %q does not exist", where, eds)
+		if c.GetName() != name {
+			r.fail("cluster %q: resource is named %q", name, c.GetName())
+		}
+		r.replay(r.checks("", name, c, func(x *extractor) {
+			where := fmt.Sprintf("cluster %q", name)
+			x.check(where, c.ValidateAll())
+			if c.GetType() == clusterv3.Cluster_EDS {
+				x.add(checkItem{kind: checkEndpoints, where: where, name: edsServiceName(c)})
+			}
+			x.transportSocketSecrets(where, c.GetTransportSocket(), false)
+		}))
+	}
+	for _, name := range keys(s.Endpoints, sorted) {
+		cla := s.Endpoints[name]
+		if cla.GetClusterName() != name {
+			r.fail("%s: is stored under the name %q", fmt.Sprintf("cluster load assignment %q", cla.GetClusterName()), name)
+		}
+		r.replay(r.checks("", name, cla, func(x *extractor) {
+			x.check(fmt.Sprintf("cluster load assignment %q", name), cla.ValidateAll())
+		}))
+		if !r.edsNames[name] {
+			r.fail("%s: no EDS cluster uses it", fmt.Sprintf("cluster load assignment %q", name))
+		}
+	}
+	for _, name := range keys(s.Secrets, sorted) {
+		sec := s.Secrets[name]
+		if sec.GetName() != name {
+			r.fail("secret %q: resource is named %q", name, sec.GetName())
+		}
+		r.replay(r.checks("", name, sec, func(x *extractor) {
+			x.check(fmt.Sprintf("secret %q", name), sec.ValidateAll())
+		}))
+	}
+	return errors.Join(r.errs...)
+}
+
+// checks returns the checks of one resource alone: remembered, or made by extract.
+func (r *validation) checks(f Flavour, name string, msg proto.Message, extract func(*extractor)) *resourceChecks {
+	if rc := r.next[msg]; rc != nil && rc.flavour == f && rc.name == name {
+		return rc
+	}
+	if rc := r.prev[msg]; rc != nil && rc.flavour == f && rc.name == name {
+		if r.next != nil {
+			r.next[msg] = rc
+		}
+		return rc
+	}
+	x := &extractor{}
+	extract(x)
+	rc := &resourceChecks{flavour: f, name: name, items: x.items}
+	if r.next != nil {
+		r.next[msg] = rc
+	}
+	return rc
+}
+
+// replay reports the failures of rc and looks its references up in the snapshot.
+func (r *validation) replay(rc *resourceChecks) {
+	s := r.s
+	for _, it := range rc.items {
+		switch it.kind {
+		case checkFailed:
+			r.errs = append(r.errs, it.err)
+		case checkCluster:
+			if s.Clusters[it.name] == nil {
+				r.fail("%s: cluster %q does not exist", it.where, it.name)
+			}
+		case checkRoute:
+			if s.Routes[it.name] == nil {
+				r.fail("%s: route configuration %q does not exist", it.where, it.name)
+			}
+		case checkSecret:
+			if s.Secrets[it.name] == nil {
+				r.fail("%s: SDS secret %q does not exist", it.where, it.name)
+			}
+		case checkEndpoints:
+			r.edsNames[it.name] = true
+			if s.Endpoints[it.name] == nil {
+				r.fail("%s: EDS resource (ClusterLoadAssignment) %q does not exist", it.where, it.name)
 			}
 		}
-		v.transportSocketSecrets(where, c.GetTransportSocket(), false)
 	}
-	for _, name := range slices.Sorted(maps.Keys(s.Endpoints)) {
-		cla := s.Endpoints[name]
-		where := fmt.Sprintf("cluster load assignment %q", name)
-		if cla.GetClusterName() != name {
-			v.fail("%s: is stored under the name %q", fmt.Sprintf("cluster load assignment %q", cla.GetClusterName()), name)
-		}
-		v.check(where, cla.ValidateAll())
-		if !edsNames[name] {
-			v.fail("%s: no EDS cluster uses it", where)
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(s.Secrets)) {
-		sec := s.Secrets[name]
-		where := fmt.Sprintf("secret %q", name)
-		v.named(where, name, sec.GetName())
-		v.check(where, sec.ValidateAll())
-	}
-	return errors.Join(v.errs...)
 }
 
-type validator struct {
-	s    *Snapshot
-	errs []error
+func (r *validation) fail(format string, args ...any) {
+	r.errs = append(r.errs, fmt.Errorf(format, args...))
 }
 
-func (v *validator) fail(format string, args ...any) {
-	v.errs = append(v.errs, fmt.Errorf(format, args...))
+// extractor checks one resource alone and lists the references to look up in the snapshot.
+type extractor struct {
+	items []checkItem
 }
 
-func (v *validator) check(where string, err error) {
+func (x *extractor) add(it checkItem) {
+	x.items = append(x.items, it)
+}
+
+func (x *extractor) fail(format string, args ...any) {
+	x.add(checkItem{kind: checkFailed, err: fmt.Errorf(format, args...)})
+}
+
+func (x *extractor) check(where string, err error) {
 	if err != nil {
-		v.fail("%s: %w", where, err)
+		x.fail("%s: %w", where, err)
 	}
 }
 
-// named checks that a resource is stored under its own name: that is what proxies request.
-func (v *validator) named(where, key, name string) {
-	if key != name {
-		v.fail("%s: resource is named %q", where, name)
-	}
+func (x *extractor) cluster(where, name string) {
+	x.add(checkItem{kind: checkCluster, where: where, name: name})
 }
 
-func (v *validator) cluster(where, name string) {
-	if v.s.Clusters[name] == nil {
-		v.fail("%s: cluster %q does not exist", where, name)
-	}
-}
-
-func (v *validator) listener(f Flavour, name string, l *listenerv3.Listener) {
+func (x *extractor) listener(f Flavour, name string, l *listenerv3.Listener) {
 	where := fmt.Sprintf("%s listener %q", f, name)
-	v.named(where, name, l.GetName())
-	v.check(where, l.ValidateAll())
+	x.check(where, l.ValidateAll())
 	hcms, err := listenerHCMs(l)
 	if err != nil {
-		v.fail("%s: %w", where, err)
+		x.fail("%s: %w", where, err)
 	}
 	for _, h := range hcms {
 		hw := where + " " + h.where
-		v.check(hw, h.hcm.ValidateAll())
+		x.check(hw, h.hcm.ValidateAll())
 		switch rs := h.hcm.GetRouteSpecifier().(type) {
 		case *hcmv3.HttpConnectionManager_Rds:
-			if name := rs.Rds.GetRouteConfigName(); v.s.Routes[name] == nil {
-				v.fail("%s: route configuration %q does not exist", hw, name)
-			}
+			x.add(checkItem{kind: checkRoute, where: hw, name: rs.Rds.GetRouteConfigName()})
 		case *hcmv3.HttpConnectionManager_RouteConfig:
-			v.routeClusters(hw+" inline route configuration", rs.RouteConfig)
+			x.routeClusters(hw+" inline route configuration", rs.RouteConfig)
 		}
-		v.tracerCluster(hw, h.hcm.GetTracing().GetProvider())
+		x.tracerCluster(hw, h.hcm.GetTracing().GetProvider())
 	}
 	chains := l.GetFilterChains()
 	if d := l.GetDefaultFilterChain(); d != nil {
@@ -126,41 +270,41 @@ func (v *validator) listener(f Flavour, name string, l *listenerv3.Listener) {
 	}
 	for _, fc := range chains {
 		fw := fmt.Sprintf("%s filter chain %q", where, fc.GetName())
-		v.transportSocketSecrets(fw, fc.GetTransportSocket(), true)
+		x.transportSocketSecrets(fw, fc.GetTransportSocket(), true)
 		for _, f := range fc.GetFilters() {
 			tp := &tcpproxyv3.TcpProxy{}
 			if tc := f.GetTypedConfig(); tc == nil || !tc.MessageIs(tp) {
 				continue
 			} else if err := tc.UnmarshalTo(tp); err != nil {
-				v.fail("%s filter %q: %w", fw, f.GetName(), err)
+				x.fail("%s filter %q: %w", fw, f.GetName(), err)
 				continue
 			}
-			v.check(fw+" tcp_proxy", tp.ValidateAll())
+			x.check(fw+" tcp_proxy", tp.ValidateAll())
 			if c := tp.GetCluster(); c != "" {
-				v.cluster(fw+" tcp_proxy", c)
+				x.cluster(fw+" tcp_proxy", c)
 			}
 			for _, wc := range tp.GetWeightedClusters().GetClusters() {
-				v.cluster(fw+" tcp_proxy", wc.GetName())
+				x.cluster(fw+" tcp_proxy", wc.GetName())
 			}
 		}
 	}
 }
 
 // routeClusters checks every cluster the routes send to or mirror to.
-func (v *validator) routeClusters(where string, rc *routev3.RouteConfiguration) {
+func (x *extractor) routeClusters(where string, rc *routev3.RouteConfiguration) {
 	for _, vh := range rc.GetVirtualHosts() {
 		for _, r := range vh.GetRoutes() {
 			rw := fmt.Sprintf("%s virtual host %q route %q", where, vh.GetName(), r.GetName())
 			a := r.GetRoute()
 			if c := a.GetCluster(); c != "" {
-				v.cluster(rw, c)
+				x.cluster(rw, c)
 			}
 			for _, wc := range a.GetWeightedClusters().GetClusters() {
-				v.cluster(rw+" weighted cluster", wc.GetName())
+				x.cluster(rw+" weighted cluster", wc.GetName())
 			}
 			for _, m := range a.GetRequestMirrorPolicies() {
 				if m.GetCluster() != "" {
-					v.cluster(rw+" mirror", m.GetCluster())
+					x.cluster(rw+" mirror", m.GetCluster())
 				}
 			}
 		}
@@ -168,22 +312,22 @@ func (v *validator) routeClusters(where string, rc *routev3.RouteConfiguration) 
 }
 
 // tracerCluster checks the collector cluster of an OpenTelemetry tracer.
-func (v *validator) tracerCluster(where string, p *tracev3.Tracing_Http) {
+func (x *extractor) tracerCluster(where string, p *tracev3.Tracing_Http) {
 	otel := &tracev3.OpenTelemetryConfig{}
 	if tc := p.GetTypedConfig(); tc == nil || !tc.MessageIs(otel) {
 		return
 	} else if err := tc.UnmarshalTo(otel); err != nil {
-		v.fail("%s tracing: %w", where, err)
+		x.fail("%s tracing: %w", where, err)
 		return
 	}
 	if c := otel.GetGrpcService().GetEnvoyGrpc().GetClusterName(); c != "" {
-		v.cluster(where+" tracing", c)
+		x.cluster(where+" tracing", c)
 	}
 }
 
 // transportSocketSecrets checks the secrets a TLS transport socket fetches over SDS. Secrets
 // referenced without a config source are static ones from the bootstrap, not ours.
-func (v *validator) transportSocketSecrets(where string, ts *corev3.TransportSocket, downstream bool) {
+func (x *extractor) transportSocketSecrets(where string, ts *corev3.TransportSocket, downstream bool) {
 	tc := ts.GetTypedConfig()
 	if tc == nil {
 		return
@@ -195,7 +339,7 @@ func (v *validator) transportSocketSecrets(where string, ts *corev3.TransportSoc
 			return
 		}
 		if err := tc.UnmarshalTo(ctx); err != nil {
-			v.fail("%s transport socket: %w", where, err)
+			x.fail("%s transport socket: %w", where, err)
 			return
 		}
 		common = ctx.GetCommonTlsContext()
@@ -205,7 +349,7 @@ func (v *validator) transportSocketSecrets(where string, ts *corev3.TransportSoc
 			return
 		}
 		if err := tc.UnmarshalTo(ctx); err != nil {
-			v.fail("%s transport socket: %w", where, err)
+			x.fail("%s transport socket: %w", where, err)
 			return
 		}
 		common = ctx.GetCommonTlsContext()
@@ -213,8 +357,8 @@ func (v *validator) transportSocketSecrets(where string, ts *corev3.TransportSoc
 	refs := slices.Clone(common.GetTlsCertificateSdsSecretConfigs())
 	refs = append(refs, common.GetValidationContextSdsSecretConfig(), common.GetCombinedValidationContext().GetValidationContextSdsSecretConfig())
 	for _, r := range refs {
-		if r.GetSdsConfig() != nil && v.s.Secrets[r.GetName()] == nil {
-			v.fail("%s: SDS secret %q does not exist", where, r.GetName())
+		if r.GetSdsConfig() != nil {
+			x.add(checkItem{kind: checkSecret, where: where, name: r.GetName()})
 		}
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/sluice-mesh/sluice/xds/envoy"
 )
 
 // Defaults for the zero values of Options.
@@ -102,11 +104,14 @@ type Server struct {
 	caches map[string]*cache.LinearCache
 	mux    *cache.MuxCache
 
-	// pubMu serialises Publish; it guards published, publishedBytes and versions.
+	// pubMu serialises Publish; it guards published, publishedBytes, versions and validator.
 	pubMu          sync.Mutex
 	published      map[string]map[string]publishedResource // by cache key, then name
 	publishedBytes int
 	versions       map[string]uint64 // by cache key
+	// validator remembers the resources of the last snapshot Publish validated, so that a publish
+	// checks only the new messages alone (and still every reference between resources).
+	validator envoy.Validator
 
 	// history maps recent cache versions to the trigger time of the change they carried.
 	history *versionHistory

@@ -97,9 +97,10 @@ func buildIR(services int, v1Weight uint32) *ir.IR {
 	return out
 }
 
-// buildSnapshot runs the real translation and validation on the mesh.
-func buildSnapshot(services int, v1Weight uint32) (*envoy.Snapshot, error) {
-	snap, err := envoy.Translate(buildIR(services, v1Weight), envoy.Options{})
+// buildSnapshot runs the real translation and validation on the mesh. tr is the scenario's
+// Translator, as the reconciler keeps one: it returns the same messages for unchanged ports.
+func buildSnapshot(tr *envoy.Translator, services int, v1Weight uint32) (*envoy.Snapshot, error) {
+	snap, err := tr.Translate(buildIR(services, v1Weight))
 	if err != nil {
 		return nil, fmt.Errorf("translating the benchmark mesh: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/go-logr/logr/funcr"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluice-mesh/sluice/xds/envoy"
 	"github.com/sluice-mesh/sluice/xds/server"
 )
 
@@ -72,7 +73,8 @@ func serveScenario(c config) (*scenarioResult, error) {
 	res := &scenarioResult{Watch: c.watch, Mode: c.mode, Services: c.services, Proxies: c.proxies, Conns: c.conns}
 
 	start := time.Now()
-	initial, err := buildSnapshot(c.services, initialWeight)
+	tr := envoy.NewTranslator(envoy.Options{})
+	initial, err := buildSnapshot(tr, c.services, initialWeight)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +133,7 @@ func serveScenario(c config) (*scenarioResult, error) {
 	}
 
 	for i := 1; i <= c.pushes; i++ {
-		pr, err := push(c, srv, reg, cl.peer, i)
+		pr, err := push(c, tr, srv, reg, cl.peer, i)
 		if err != nil {
 			return nil, fmt.Errorf("push %d: %w", i, err)
 		}
@@ -145,13 +147,13 @@ func serveScenario(c config) (*scenarioResult, error) {
 }
 
 // push publishes the i-th weight change and measures it.
-func push(c config, srv *server.Server, reg *prometheus.Registry, p *peer, i int) (*pushResult, error) {
+func push(c config, tr *envoy.Translator, srv *server.Server, reg *prometheus.Registry, p *peer, i int) (*pushResult, error) {
 	w := pushWeight(i)
 	// Translation is the reconciler's work before Publish: it is timed apart, outside the push.
 	// The snapshot is built here rather than up front so that the heap holds one or two snapshots,
 	// as the manager's does, and the collector does not scan spares during the push.
 	start := time.Now()
-	snap, err := buildSnapshot(c.services, w)
+	snap, err := buildSnapshot(tr, c.services, w)
 	if err != nil {
 		return nil, err
 	}
