@@ -332,28 +332,22 @@ func (x *extractor) transportSocketSecrets(where string, ts *corev3.TransportSoc
 	if tc == nil {
 		return
 	}
-	var common *tlsv3.CommonTlsContext
+	// Both TLS contexts wrap a CommonTlsContext, which holds the SDS references.
+	var ctx interface {
+		proto.Message
+		GetCommonTlsContext() *tlsv3.CommonTlsContext
+	} = &tlsv3.UpstreamTlsContext{}
 	if downstream {
-		ctx := &tlsv3.DownstreamTlsContext{}
-		if !tc.MessageIs(ctx) {
-			return
-		}
-		if err := tc.UnmarshalTo(ctx); err != nil {
-			x.fail("%s transport socket: %w", where, err)
-			return
-		}
-		common = ctx.GetCommonTlsContext()
-	} else {
-		ctx := &tlsv3.UpstreamTlsContext{}
-		if !tc.MessageIs(ctx) {
-			return
-		}
-		if err := tc.UnmarshalTo(ctx); err != nil {
-			x.fail("%s transport socket: %w", where, err)
-			return
-		}
-		common = ctx.GetCommonTlsContext()
+		ctx = &tlsv3.DownstreamTlsContext{}
 	}
+	if !tc.MessageIs(ctx) {
+		return
+	}
+	if err := tc.UnmarshalTo(ctx); err != nil {
+		x.fail("%s transport socket: %w", where, err)
+		return
+	}
+	common := ctx.GetCommonTlsContext()
 	refs := slices.Clone(common.GetTlsCertificateSdsSecretConfigs())
 	refs = append(refs, common.GetValidationContextSdsSecretConfig(), common.GetCombinedValidationContext().GetValidationContextSdsSecretConfig())
 	for _, r := range refs {
