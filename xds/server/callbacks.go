@@ -97,12 +97,12 @@ func (c callbacks) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryR
 
 // OnStreamResponse remembers a state-of-the-world response until the proxy answers it.
 func (c callbacks) OnStreamResponse(_ context.Context, id int64, _ *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
-	c.t.sent(c.sotwKey(id), resp.GetTypeUrl(), &sentResponse{nonce: resp.GetNonce(), version: resp.GetVersionInfo(), sotw: resp})
+	c.t.sent(c.sotwKey(id), resp.GetTypeUrl(), c.t.sentSotw(resp))
 }
 
 // OnStreamDeltaResponse remembers a delta response until the proxy answers it.
 func (c callbacks) OnStreamDeltaResponse(id int64, _ *discovery.DeltaDiscoveryRequest, resp *discovery.DeltaDiscoveryResponse) {
-	c.t.sent(c.deltaKey(id), resp.GetTypeUrl(), &sentResponse{nonce: resp.GetNonce(), version: resp.GetSystemVersionInfo(), delta: resp})
+	c.t.sent(c.deltaKey(id), resp.GetTypeUrl(), c.t.sentDelta(resp))
 }
 
 func (t *tracker) open(ctx context.Context, key streamKey, typeURL string) {
@@ -214,7 +214,7 @@ func (t *tracker) request(key streamKey, req request) error {
 		ts.wildcard = len(req.names) == 0 && len(req.subscribe) == 0
 		st.types[req.typeURL] = ts
 	}
-	ts.subscribe(req)
+	ts.subscribe(req, t.intern)
 	if req.nonce != "" {
 		answered := ts.take(req.nonce)
 		if req.errInfo != nil {
@@ -243,37 +243,72 @@ func (t *tracker) request(key streamKey, req request) error {
 	return nil
 }
 
-// subscribe applies the request's subscription to ts.
-func (ts *typeState) subscribe(req request) {
+// subscribe applies the request's subscription to ts. Names are kept as the interner shares them.
+func (ts *typeState) subscribe(req request, in *interner) {
 	if !req.delta {
-		ts.names = make(map[string]struct{}, len(req.names))
-		wildcard := ts.wildcard && len(req.names) == 0
-		for _, n := range req.names {
-			if n == "*" {
-				wildcard = true
-				continue
+		h := listHash(req.names)
+		if ts.repeats(req.names, h) {
+			if ts.heldOutside {
+				ts.forgetUnsubscribed()
 			}
-			ts.names[n] = struct{}{}
+			return
 		}
+		ts.names = make(map[string]struct{}, len(req.names))
+		ts.namesHash = h
+		wildcard := ts.wildcard && len(req.names) == 0
+		in.lookup(func(intern func(string) string, _ func([]byte) string) {
+			for _, n := range req.names {
+				if n == "*" {
+					wildcard = true
+					continue
+				}
+				ts.names[intern(n)] = struct{}{}
+			}
+		})
 		ts.wildcard = wildcard
 		ts.forgetUnsubscribed()
 		return
 	}
-	for _, n := range req.subscribe {
-		if n == "*" {
-			ts.wildcard = true
-			continue
-		}
-		ts.names[n] = struct{}{}
+	if len(req.subscribe) > 0 {
+		in.lookup(func(intern func(string) string, _ func([]byte) string) {
+			for _, n := range req.subscribe {
+				if n == "*" {
+					ts.wildcard = true
+					continue
+				}
+				ts.names[intern(n)] = struct{}{}
+			}
+		})
 	}
+	// Subscribing to more names does not make held names unsubscribed: only unsubscribing does,
+	// or holding names outside the subscription.
+	shrunk := false
 	for _, n := range req.unsubscribe {
 		if n == "*" {
 			ts.wildcard = false
-			continue
+		} else {
+			delete(ts.names, n)
 		}
-		delete(ts.names, n)
+		shrunk = true
 	}
-	ts.forgetUnsubscribed()
+	if shrunk || ts.heldOutside {
+		ts.forgetUnsubscribed()
+	}
+}
+
+// repeats reports whether a state-of-the-world request's names (fingerprint h) are the
+// subscription ts.names already is, as every ACK of a named subscription repeats it: the same
+// list as the one names was built from, none of them "*", and each already subscribed.
+func (ts *typeState) repeats(names []string, h uint64) bool {
+	if ts.wildcard || len(names) != len(ts.names) || h != ts.namesHash {
+		return false
+	}
+	for _, n := range names {
+		if _, ok := ts.names[n]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // take returns the response a request answers (by nonce) and forgets it and every older one.

@@ -3,6 +3,7 @@ package server
 import (
 	"cmp"
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"slices"
 	"sync"
@@ -64,6 +65,8 @@ const maxPending = 16
 // tracker follows every xDS stream through the go-control-plane callbacks (callbacks.go).
 type tracker struct {
 	srv *Server
+	// intern shares the names of published resources between the streams' name sets.
+	intern *interner
 
 	mu      sync.RWMutex
 	streams map[streamKey]*stream
@@ -79,7 +82,7 @@ type tracker struct {
 }
 
 func newTracker(srv *Server) *tracker {
-	return &tracker{srv: srv, streams: map[streamKey]*stream{}}
+	return &tracker{srv: srv, intern: newInterner(), streams: map[streamKey]*stream{}}
 }
 
 // stream is one xDS stream. Its fields are guarded by mu, except the ones set at open.
@@ -102,6 +105,9 @@ type typeState struct {
 	// Subscription, as the client asked for it.
 	wildcard bool
 	names    map[string]struct{}
+	// namesHash is the fingerprint (listHash) of the state-of-the-world request names was built
+	// from, so that a request that repeats the subscription leaves names as it is.
+	namesHash uint64
 
 	sentVersion  string
 	ackedVersion string
@@ -109,64 +115,105 @@ type typeState struct {
 	nacked       uint64 // version of the last NACKed response; 0 if none
 	nack         *NACK
 
-	// held are the resources the client has ACKed and still subscribes to.
-	held map[string]struct{}
+	// held are the resources the client has ACKed and still subscribes to. heldOutside tells
+	// that held may have names the subscription does not have (forgetUnsubscribed has work).
+	held        map[string]struct{}
+	heldOutside bool
 
 	// pending are the responses sent and not answered yet, oldest first; last is the newest sent.
 	pending []*sentResponse
 	last    *sentResponse
 }
 
-// sentResponse is a response as sent; the resource names are only worked out when needed.
+// sentResponse is what the tracker keeps of a sent response: not the response (its resources
+// are the caches' and go-control-plane's), only what an ACK or NACK of it needs. The names are
+// worked out once, when the response is sent, and shared with the other streams (interner).
 type sentResponse struct {
 	nonce   string
 	version string
-	sotw    *discovery.DiscoveryResponse
-	delta   *discovery.DeltaDiscoveryResponse
+	// resources are the names of the resources the response carried, in its order; removed the
+	// names a delta response removed.
+	resources []string
+	removed   []string
 }
 
-// names lists the resources a response carried (for delta: updated and removed), sorted.
+// sentSotw is what the tracker keeps of a state-of-the-world response.
+func (t *tracker) sentSotw(resp *discovery.DiscoveryResponse) *sentResponse {
+	r := &sentResponse{nonce: resp.GetNonce(), version: resp.GetVersionInfo()}
+	if res := resp.GetResources(); len(res) > 0 {
+		r.resources = make([]string, len(res))
+		t.intern.lookup(func(_ func(string) string, internBytes func([]byte) string) {
+			for i, a := range res {
+				r.resources[i] = internBytes(resourceNameBytes(a.GetValue()))
+			}
+		})
+	}
+	return r
+}
+
+// sentDelta is what the tracker keeps of a delta response.
+func (t *tracker) sentDelta(resp *discovery.DeltaDiscoveryResponse) *sentResponse {
+	r := &sentResponse{nonce: resp.GetNonce(), version: resp.GetSystemVersionInfo()}
+	res, removed := resp.GetResources(), resp.GetRemovedResources()
+	if len(res) == 0 && len(removed) == 0 {
+		return r
+	}
+	t.intern.lookup(func(intern func(string) string, _ func([]byte) string) {
+		if len(res) > 0 {
+			r.resources = make([]string, len(res))
+			for i, x := range res {
+				r.resources[i] = intern(x.GetName())
+			}
+		}
+		if len(removed) > 0 {
+			r.removed = make([]string, len(removed))
+			for i, name := range removed {
+				r.removed[i] = intern(name)
+			}
+		}
+	})
+	return r
+}
+
+// names lists the resources a response carried (for delta: updated and removed), sorted, in a
+// new slice.
 func (r *sentResponse) names() []string {
-	var out []string
-	if r.sotw != nil {
-		for _, a := range r.sotw.GetResources() {
-			out = append(out, resourceName(a))
-		}
+	if len(r.resources)+len(r.removed) == 0 {
+		return nil
 	}
-	if r.delta != nil {
-		for _, res := range r.delta.GetResources() {
-			out = append(out, res.GetName())
-		}
-		out = append(out, r.delta.GetRemovedResources()...)
-	}
+	out := make([]string, 0, len(r.resources)+len(r.removed))
+	out = append(out, r.resources...)
+	out = append(out, r.removed...)
 	slices.Sort(out)
 	return slices.Compact(out)
 }
 
 // resourceName reads the name of a serialized resource without decoding it: field 1 is the name
 // of every served type (cluster_name for ClusterLoadAssignment).
-func resourceName(a *anypb.Any) string {
-	b := a.GetValue()
+func resourceName(a *anypb.Any) string { return string(resourceNameBytes(a.GetValue())) }
+
+// resourceNameBytes is resourceName of the serialized resource b, in b; nil if it has none.
+func resourceNameBytes(b []byte) []byte {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return ""
+			return nil
 		}
 		b = b[n:]
 		if num == 1 && typ == protowire.BytesType {
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
-				return ""
+				return nil
 			}
-			return string(v)
+			return v
 		}
 		n = protowire.ConsumeFieldValue(num, typ, b)
 		if n < 0 {
-			return ""
+			return nil
 		}
 		b = b[n:]
 	}
-	return ""
+	return nil
 }
 
 // watches reports whether the subscription covers any of names.
@@ -302,18 +349,16 @@ func (ts *typeState) holds(r *sentResponse) {
 	if ts.held == nil {
 		ts.held = map[string]struct{}{}
 	}
-	if r.sotw != nil {
-		for _, a := range r.sotw.GetResources() {
-			ts.held[resourceName(a)] = struct{}{}
+	for _, name := range r.resources {
+		ts.held[name] = struct{}{}
+		if !ts.heldOutside && !ts.wildcard {
+			if _, ok := ts.names[name]; !ok {
+				ts.heldOutside = true
+			}
 		}
 	}
-	if r.delta != nil {
-		for _, res := range r.delta.GetResources() {
-			ts.held[res.GetName()] = struct{}{}
-		}
-		for _, name := range r.delta.GetRemovedResources() {
-			delete(ts.held, name)
-		}
+	for _, name := range r.removed {
+		delete(ts.held, name)
 	}
 }
 
@@ -327,6 +372,7 @@ func (ts *typeState) forgetUnsubscribed() {
 			delete(ts.held, name)
 		}
 	}
+	ts.heldOutside = false
 }
 
 // holdsAll reports whether the client has accepted every one of names.
@@ -373,4 +419,23 @@ func (st *stream) holdsLocked(clusters map[string]struct{}) bool {
 		}
 	}
 	return true
+}
+
+// subSeed seeds the fingerprints of state-of-the-world subscriptions.
+var subSeed = maphash.MakeSeed()
+
+// listHash is a fingerprint of a list of names, in order.
+func listHash(names []string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(subSeed)
+	var n [8]byte
+	for _, name := range names {
+		l := uint64(len(name))
+		for i := range n {
+			n[i] = byte(l >> (8 * i))
+		}
+		_, _ = h.Write(n[:])
+		_, _ = h.WriteString(name)
+	}
+	return h.Sum64()
 }

@@ -163,14 +163,29 @@ func (s *Server) apply(key string, upsert map[string]types.Resource, remove []st
 		s.publishedBytes += size - have[name].size
 		have[name] = publishedResource{msg: msg, size: size}
 	}
+	var gone []string
 	for _, name := range remove {
 		s.publishedBytes -= have[name].size
 		delete(have, name)
+		if !s.publishes(name) {
+			gone = append(gone, name)
+		}
 	}
+	s.proxies.intern.update(upsert, gone)
 	if err != nil {
 		return fmt.Errorf("updating %s cache: %w", typeNames[typeOfKey(key)], err)
 	}
 	return nil
+}
+
+// publishes reports whether any cache holds a resource of that name.
+func (s *Server) publishes(name string) bool {
+	for _, have := range s.published {
+		if _, ok := have[name]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // waitClustersWarm waits until no stream that was open when it started still has to ACK cluster
