@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-mesh/sluice/internal/manager"
+	"github.com/sluice-mesh/sluice/internal/repo"
 	"github.com/sluice-mesh/sluice/internal/testenv"
 )
 
@@ -146,7 +147,7 @@ func serviceAccountToken(t *testing.T, env *testenv.Env, name, roleFile string) 
 	}
 	if roleFile != "" {
 		role := &rbacv1.ClusterRole{}
-		data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "rbac", roleFile))
+		data, err := os.ReadFile(filepath.Join(repo.Root(), "config", "rbac", roleFile))
 		if err != nil {
 			t.Fatal(err)
 		}

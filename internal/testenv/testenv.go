@@ -3,12 +3,10 @@
 package testenv
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"k8s.io/client-go/rest"
@@ -16,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/sluice-mesh/sluice/internal/manager"
+	"github.com/sluice-mesh/sluice/internal/repo"
 )
 
 // Env is a running API server with a client and a kubeconfig for it.
@@ -33,27 +32,9 @@ type Env struct {
 	tmp string
 }
 
-// RepoRoot is the repository's top directory, found from this source file's location.
-func RepoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
 // Assets returns the directory of the control-plane binaries: KUBEBUILDER_ASSETS when set,
 // otherwise what hack/envtest.sh builds or finds in its cache.
-func Assets() (string, error) {
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		return dir, nil
-	}
-	var stderr bytes.Buffer
-	cmd := exec.Command(filepath.Join(RepoRoot(), "hack", "envtest.sh"))
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("hack/envtest.sh: %w\n%s", err, stderr.String())
-	}
-	return strings.TrimSpace(string(out)), nil
-}
+func Assets() (string, error) { return repo.Tool("KUBEBUILDER_ASSETS", "envtest.sh") }
 
 // Start starts etcd and kube-apiserver with Sluice's CRDs installed. Call Stop when done.
 func Start() (*Env, error) {
@@ -63,7 +44,7 @@ func Start() (*Env, error) {
 	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
+		CRDDirectoryPaths:     []string{filepath.Join(repo.Root(), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
 	cfg, err := env.Start()

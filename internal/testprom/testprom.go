@@ -4,7 +4,6 @@
 package testprom
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,6 +23,8 @@ import (
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+
+	"github.com/sluice-mesh/sluice/internal/repo"
 )
 
 // Options configure a Server.
@@ -62,26 +62,7 @@ type Server struct {
 	stopErr      error
 }
 
-// RepoRoot is the repository's top directory, found from this source file's location.
-func RepoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
-var binary = sync.OnceValues(func() (string, error) {
-	if path := os.Getenv("PROMETHEUS_BINARY"); path != "" {
-		return path, nil
-	}
-	// The first run on a machine builds Prometheus for minutes: show its progress as it goes.
-	var stderr bytes.Buffer
-	cmd := exec.Command(filepath.Join(RepoRoot(), "hack", "prometheus.sh"))
-	cmd.Stderr = io.MultiWriter(&stderr, os.Stderr)
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("hack/prometheus.sh: %w\n%s", err, stderr.String())
-	}
-	return strings.TrimSpace(string(out)), nil
-})
+var binary = sync.OnceValues(func() (string, error) { return repo.Tool("PROMETHEUS_BINARY", "prometheus.sh") })
 
 // Binary returns the prometheus binary to run: PROMETHEUS_BINARY when set, otherwise what
 // hack/prometheus.sh builds or finds in its cache.

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
+	"github.com/sluice-mesh/sluice/internal/repo"
 	"github.com/sluice-mesh/sluice/internal/testenv"
 )
 
@@ -44,7 +45,7 @@ func run(m *testing.M) int {
 // sample reads config/samples/<file> as it is written.
 func sample(t *testing.T, file string) *unstructured.Unstructured {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "samples", file))
+	data, err := os.ReadFile(filepath.Join(repo.Root(), "config", "samples", file))
 	if err != nil {
 		t.Fatal(err)
 	}
