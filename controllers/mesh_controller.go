@@ -3,12 +3,9 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
-	"sort"
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -212,99 +209,6 @@ func (r *MeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 func ptrFalse() *bool { f := false; return &f }
-
-// nameIndex maps resource names to the objects that shaped them.
-type nameIndex map[string][]ir.ObjectRef
-
-// sourceIndex names every resource built for a service port whose settings came from Sluice objects.
-func sourceIndex(tree *ir.IR) nameIndex {
-	index := nameIndex{}
-	for i := range tree.Services {
-		svc := &tree.Services[i]
-		host := svc.Hostname()
-		for _, p := range svc.Ports {
-			if len(p.Sources) == 0 {
-				continue
-			}
-			names := []string{envoy.RouteConfigName(host, p.Port), envoy.APIListenerName(host, p.Port)}
-			if svc.ClusterIP != "" {
-				names = append(names, envoy.EnvoyListenerName(svc.ClusterIP, p.Port))
-			}
-			for _, s := range p.Subsets {
-				names = append(names, envoy.ClusterName(p.Port, s.Name, host))
-			}
-			for _, n := range names {
-				index[n] = append(index[n], p.Sources...)
-			}
-		}
-	}
-	return index
-}
-
-// hashes returns, for each object, a hash of the listeners, routes and clusters built from it (not
-// endpoints, which change with every pod and are not what a NACK of a policy is about).
-func (idx nameIndex) hashes(snap *envoy.Snapshot, refs []ir.ObjectRef) map[ir.ObjectRef]uint64 {
-	out := make(map[ir.ObjectRef]uint64, len(refs))
-	for _, ref := range refs {
-		out[ref] = 0
-	}
-	if snap == nil {
-		return out
-	}
-	names := make([]string, 0, len(idx))
-	for name := range idx {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	marshal := proto.MarshalOptions{Deterministic: true}
-	for _, name := range names {
-		var msgs []proto.Message
-		if r, ok := snap.Routes[name]; ok {
-			msgs = append(msgs, r)
-		}
-		if c, ok := snap.Clusters[name]; ok {
-			msgs = append(msgs, c)
-		}
-		for _, f := range envoy.Flavours {
-			if l, ok := snap.Listeners[f][name]; ok {
-				msgs = append(msgs, l)
-			}
-		}
-		for _, m := range msgs {
-			data, _ := marshal.Marshal(m)
-			h := fnv.New64a()
-			_, _ = h.Write([]byte(name))
-			_, _ = h.Write(data)
-			for _, ref := range idx[name] {
-				out[ref] = out[ref]*31 + h.Sum64()
-			}
-		}
-	}
-	return out
-}
-
-// namedIn returns the objects behind every resource that err's message names.
-func (idx nameIndex) namedIn(err error) []ir.ObjectRef {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	seen := map[ir.ObjectRef]bool{}
-	var out []ir.ObjectRef
-	for name, refs := range idx {
-		if !containsWord(msg, name) {
-			continue
-		}
-		for _, ref := range refs {
-			if !seen[ref] {
-				seen[ref] = true
-				out = append(out, ref)
-			}
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
-	return out
-}
 
 // allSources lists every object the translation used or reported on.
 func allSources(tree *ir.IR, problems translate.Problems) []ir.ObjectRef {
