@@ -156,6 +156,9 @@ func (s *Server) apply(key string, upsert map[string]types.Resource, remove []st
 	s.history.add(key, versionRecord{version: s.versions[key], trigger: trigger, published: time.Now()})
 
 	err := s.caches[key].UpdateResources(upsert, remove)
+	if key == resource.RouteType {
+		s.recordRouteVersions(upsert, remove)
+	}
 
 	have := s.published[key]
 	for name, msg := range upsert {
@@ -176,6 +179,17 @@ func (s *Server) apply(key string, upsert map[string]types.Resource, remove []st
 		return fmt.Errorf("updating %s cache: %w", typeNames[typeOfKey(key)], err)
 	}
 	return nil
+}
+
+// recordRouteVersions notes the version that changed routes. Warm-up routes (pushed before the
+// real change) are recorded too and overwritten by the real push right after.
+func (s *Server) recordRouteVersions(upsert map[string]types.Resource, remove []string) {
+	names := make([]string, 0, len(upsert))
+	for n := range upsert {
+		names = append(names, n)
+	}
+	s.routeVersions.set(names, s.versions[resource.RouteType])
+	s.routeVersions.set(remove, 0)
 }
 
 // publishes reports whether any cache holds a resource of that name.

@@ -113,6 +113,8 @@ type Server struct {
 	// checks only the new messages alone (and still every reference between resources).
 	validator envoy.Validator
 
+	// routeVersions holds the version that last changed each published route configuration.
+	routeVersions routeVersions
 	// history maps recent cache versions to the trigger time of the change they carried.
 	history *versionHistory
 	// proxies tracks the streams; it is fed by the go-control-plane callbacks.
