@@ -35,6 +35,21 @@ type ObjectFeedback struct {
 	NACK string
 	// Published is true once a snapshot built from the object's current settings was published.
 	Published bool
+	// Split is, for a Rollout, the traffic split of the last published snapshot: what the
+	// proxies apply once they have ACKed its routes.
+	Split *PublishedSplit
+}
+
+// PublishedSplit is a Rollout's traffic split as published.
+type PublishedSplit struct {
+	// CanaryWeight, StableRevision and CanaryRevision are the Rollout status fields the published
+	// routes were built from.
+	CanaryWeight   int32
+	StableRevision string
+	CanaryRevision string
+	// Routes are the route configurations that carry the split; empty when none does (say, the
+	// Service does not exist), and then the split applies nowhere.
+	Routes []string
 }
 
 // NewFeedback returns an empty Feedback.
@@ -64,9 +79,10 @@ func (f *Feedback) For(ref ir.ObjectRef) ObjectFeedback {
 }
 
 // Translated records a translation: its problems, the objects it used with the hash of the config
-// built from each, and the publish error if the snapshot was refused (failedSources are the objects
-// it names; none means every source). Objects whose feedback changed are woken.
-func (f *Feedback) Translated(problems translate.Problems, sources map[ir.ObjectRef]uint64, publishErr error, failedSources []ir.ObjectRef) {
+// built from each, the Rollouts' splits, and the publish error if the snapshot was refused
+// (failedSources are the objects it names; none means every source). Objects whose feedback changed
+// are woken.
+func (f *Feedback) Translated(problems translate.Problems, sources map[ir.ObjectRef]uint64, splits map[ir.ObjectRef]*PublishedSplit, publishErr error, failedSources []ir.ObjectRef) {
 	next := map[ir.ObjectRef]ObjectFeedback{}
 	for _, p := range problems {
 		fb := next[p.Object]
@@ -88,9 +104,22 @@ func (f *Feedback) Translated(problems translate.Problems, sources map[ir.Object
 		}
 		next[ref] = fb
 	}
+	if publishErr == nil {
+		for ref, split := range splits {
+			fb := next[ref]
+			fb.Split = split
+			next[ref] = fb
+		}
+	}
 
 	f.mu.Lock()
 	for ref, fb := range f.objects {
+		// A refused snapshot changes nothing on the proxies: the published split stays.
+		if publishErr != nil && fb.Split != nil {
+			n := next[ref]
+			n.Split = fb.Split
+			next[ref] = n
+		}
 		// A NACK stays while the proxies keep the config it was about: until config built from
 		// the object changes and is published.
 		if fb.NACK != "" && (publishErr != nil || next[ref].ConfigHash == fb.ConfigHash) {

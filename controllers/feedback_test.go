@@ -20,20 +20,20 @@ func TestNACKHoldsUntilTheConfigChanges(t *testing.T) {
 	f := NewFeedback()
 	events := f.Subscribe("TrafficPolicy")
 
-	f.Translated(nil, map[ir.ObjectRef]uint64{policy: 1}, nil, nil)
+	f.Translated(nil, map[ir.ObjectRef]uint64{policy: 1}, nil, nil, nil)
 	if fb := f.For(policy); !fb.Published || fb.NACK != "" {
 		t.Fatalf("after a publish: %+v", fb)
 	}
 	f.NACKed("route rejected", []ir.ObjectRef{policy})
-	f.Translated(nil, map[ir.ObjectRef]uint64{policy: 1}, nil, nil) // an unrelated change
+	f.Translated(nil, map[ir.ObjectRef]uint64{policy: 1}, nil, nil, nil) // an unrelated change
 	if fb := f.For(policy); fb.NACK != "route rejected" {
 		t.Fatalf("an unrelated publish cleared the NACK: %+v", fb)
 	}
-	f.Translated(nil, map[ir.ObjectRef]uint64{policy: 1}, errors.New("invalid"), nil)
+	f.Translated(nil, map[ir.ObjectRef]uint64{policy: 1}, nil, errors.New("invalid"), nil)
 	if fb := f.For(policy); fb.NACK != "route rejected" || fb.PublishError == "" {
 		t.Fatalf("a refused snapshot should keep the NACK and add the error: %+v", fb)
 	}
-	f.Translated(nil, map[ir.ObjectRef]uint64{policy: 2}, nil, nil)
+	f.Translated(nil, map[ir.ObjectRef]uint64{policy: 2}, nil, nil, nil)
 	if fb := f.For(policy); fb.NACK != "" || !fb.Published {
 		t.Fatalf("new config for the policy should clear the NACK: %+v", fb)
 	}

@@ -83,12 +83,12 @@ func (r *MeshReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (re
 	index := sourceIndex(tree)
 	sources := index.hashes(snap, allSources(tree, problems))
 	if err != nil {
-		r.Feedback.Translated(problems, sources, fmt.Errorf("translating to xDS: %w", err), nil)
+		r.Feedback.Translated(problems, sources, nil, fmt.Errorf("translating to xDS: %w", err), nil)
 		return reconcile.Result{}, nil
 	}
 
 	publishErr := r.Publisher.Publish(snap, trigger)
-	r.Feedback.Translated(problems, sources, publishErr, index.namedIn(publishErr))
+	r.Feedback.Translated(problems, sources, rolloutSplits(res.Rollouts, index, snap), publishErr, index.namedIn(publishErr))
 	if publishErr == nil {
 		r.mu.Lock()
 		r.sourcesByName = index

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/xds/envoy"
 	"github.com/sluice-mesh/sluice/xds/ir"
 )
@@ -127,4 +128,31 @@ func containsWord(s, word string) bool {
 func isNameChar(c byte) bool {
 	return c == '.' || c == '-' || c == '|' || c == ':' || c == '_' ||
 		('0' <= c && c <= '9') || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z')
+}
+
+// rolloutSplits records, for every Rollout, the split its status asked for and the route
+// configurations of snap that carry it.
+func rolloutSplits(rollouts []*meshv1alpha1.Rollout, idx nameIndex, snap *envoy.Snapshot) map[ir.ObjectRef]*PublishedSplit {
+	out := make(map[ir.ObjectRef]*PublishedSplit, len(rollouts))
+	for _, ro := range rollouts {
+		out[ir.ObjectRef{Kind: "Rollout", Namespace: ro.Namespace, Name: ro.Name}] = &PublishedSplit{
+			CanaryWeight:   ro.Status.CanaryWeight,
+			StableRevision: ro.Status.StableRevision,
+			CanaryRevision: ro.Status.CanaryRevision,
+		}
+	}
+	for name, refs := range idx {
+		if _, ok := snap.Routes[name]; !ok {
+			continue
+		}
+		for _, ref := range refs {
+			if split := out[ref]; split != nil {
+				split.Routes = append(split.Routes, name)
+			}
+		}
+	}
+	for _, split := range out {
+		sort.Strings(split.Routes)
+	}
+	return out
 }

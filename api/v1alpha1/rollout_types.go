@@ -222,7 +222,7 @@ type ThresholdRange struct {
 }
 
 // RolloutPhase is where a rollout stands.
-// +kubebuilder:validation:Enum=Pending;Progressing;Paused;Promoted;RolledBack;Failed
+// +kubebuilder:validation:Enum=Pending;Progressing;Paused;Promoting;Promoted;RolledBack;Failed
 type RolloutPhase string
 
 // The phases of a rollout.
@@ -230,16 +230,20 @@ const (
 	RolloutPending     RolloutPhase = "Pending"
 	RolloutProgressing RolloutPhase = "Progressing"
 	RolloutPaused      RolloutPhase = "Paused"
-	RolloutPromoted    RolloutPhase = "Promoted"
-	RolloutRolledBack  RolloutPhase = "RolledBack"
-	RolloutFailed      RolloutPhase = "Failed"
+	// RolloutPromoting: the steps are done; the canary takes all the traffic while its template is
+	// copied to the stable Deployment, then traffic returns to stable.
+	RolloutPromoting  RolloutPhase = "Promoting"
+	RolloutPromoted   RolloutPhase = "Promoted"
+	RolloutRolledBack RolloutPhase = "RolledBack"
+	RolloutFailed     RolloutPhase = "Failed"
 )
 
 // RolloutStatus is what the controller observed and did.
 type RolloutStatus struct {
 	Status `json:",inline"`
 
-	// phase summarises the rollout: Pending, Progressing, Paused, Promoted, RolledBack or Failed.
+	// phase summarises the rollout: Pending, Progressing, Paused, Promoting, Promoted, RolledBack or
+	// Failed.
 	// +optional
 	Phase RolloutPhase `json:"phase,omitempty"`
 
@@ -263,6 +267,150 @@ type RolloutStatus struct {
 	// message explains the phase in a sentence.
 	// +optional
 	Message string `json:"message,omitempty"`
+
+	// stepsHash identifies the steps the current run follows; when they change the run starts over.
+	// +optional
+	StepsHash string `json:"stepsHash,omitempty"`
+
+	// runStartedAt is when the current run (or promotion) started.
+	// +optional
+	RunStartedAt *metav1.Time `json:"runStartedAt,omitempty"`
+
+	// stepStartedAt is when the current step started; a timed pause ends its duration later.
+	// +optional
+	StepStartedAt *metav1.Time `json:"stepStartedAt,omitempty"`
+
+	// weightProgrammedAt is when the proxies were first seen applying the current step's weight; the
+	// step's analysis interval counts from then.
+	// +optional
+	WeightProgrammedAt *metav1.Time `json:"weightProgrammedAt,omitempty"`
+
+	// pausedByUser is true between a pause request and a resume or promote request.
+	// +optional
+	PausedByUser bool `json:"pausedByUser,omitempty"`
+
+	// abortReason is why the last run was aborted: AnalysisFailed, AnalysisErrors or AbortedByUser.
+	// +optional
+	AbortReason string `json:"abortReason,omitempty"`
+
+	// failureReason is the configuration problem behind the Failed phase: InvalidSpec or
+	// TargetNotFound.
+	// +optional
+	FailureReason string `json:"failureReason,omitempty"`
+
+	// analysis is the current run's analysis: counters, schedule and the latest evidence.
+	// +optional
+	Analysis *RolloutAnalysisStatus `json:"analysis,omitempty"`
+
+	// handledRequests holds the last handled request ID of each kind (the rollout.sluice.dev/<kind>
+	// annotations), so that a request applies once.
+	// +optional
+	// +listType=map
+	// +listMapKey=kind
+	// +kubebuilder:validation:MaxItems=6
+	HandledRequests []HandledRequest `json:"handledRequests,omitempty"`
+}
+
+// RolloutAnalysisStatus is the current run's analysis.
+type RolloutAnalysisStatus struct {
+	// nextCheckAt is when the next check is due.
+	// +optional
+	NextCheckAt *metav1.Time `json:"nextCheckAt,omitempty"`
+
+	// lastCheckAt is when the last counted check ran.
+	// +optional
+	LastCheckAt *metav1.Time `json:"lastCheckAt,omitempty"`
+
+	// lastVerdict is the last check's verdict: Pass, Fail or Inconclusive.
+	// +optional
+	// +kubebuilder:validation:Enum=Pass;Fail;Inconclusive
+	LastVerdict string `json:"lastVerdict,omitempty"`
+
+	// passedChecks counts the run's passed checks.
+	// +optional
+	PassedChecks int32 `json:"passedChecks,omitempty"`
+
+	// failedChecks counts the run's failed checks; one more than failureLimit rolls the canary back.
+	// +optional
+	FailedChecks int32 `json:"failedChecks,omitempty"`
+
+	// inconclusiveChecks counts the run's checks that said nothing (no data, NaN, too few
+	// requests, a query error); they never count as a pass.
+	// +optional
+	InconclusiveChecks int32 `json:"inconclusiveChecks,omitempty"`
+
+	// consecutiveErrors counts the checks in a row whose queries failed; 5 abort the run.
+	// +optional
+	ConsecutiveErrors int32 `json:"consecutiveErrors,omitempty"`
+
+	// metrics are the latest results of each metric, in spec order.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=20
+	Metrics []MetricEvidence `json:"metrics,omitempty"`
+}
+
+// MetricEvidence is the latest results of one analysis metric.
+type MetricEvidence struct {
+	// name of the metric in spec.analysis.metrics.
+	// +required
+	Name string `json:"name"`
+
+	// query is the last PromQL that ran, variables filled in, cut to 1024 characters.
+	// +optional
+	Query string `json:"query,omitempty"`
+
+	// threshold is the range the value must stay within, such as "min 99".
+	// +optional
+	Threshold string `json:"threshold,omitempty"`
+
+	// results are the latest results, oldest first.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=5
+	Results []MetricEvidenceResult `json:"results,omitempty"`
+}
+
+// MetricEvidenceResult is one metric's result in one check.
+type MetricEvidenceResult struct {
+	// time the query ran.
+	// +required
+	Time metav1.Time `json:"time"`
+
+	// verdict of the result: Pass, Fail or Inconclusive.
+	// +required
+	// +kubebuilder:validation:Enum=Pass;Fail;Inconclusive
+	Verdict string `json:"verdict"`
+
+	// reason an inconclusive result is inconclusive: NoData, NaN, TooFewRequests or Error.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+
+	// value as text ("99.2", "NaN"): text because a NaN has no JSON number.
+	// +optional
+	Value string `json:"value,omitempty"`
+
+	// requests is how many requests the canary served in the interval, when known.
+	// +optional
+	Requests *int64 `json:"requests,omitempty"`
+
+	// error of the query, cut to 256 bytes.
+	// +optional
+	Error string `json:"error,omitempty"`
+}
+
+// HandledRequest is the last handled imperative request of one kind.
+type HandledRequest struct {
+	// kind of request: promote, promote-full, abort, retry, pause or resume.
+	// +required
+	// +kubebuilder:validation:Enum=promote;promote-full;abort;retry;pause;resume
+	Kind string `json:"kind"`
+
+	// id is the annotation value last handled for this kind (a long one as a digest).
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	ID string `json:"id"`
 }
 
 // Rollout releases a new version of a Deployment progressively: a canary's share of traffic steps up

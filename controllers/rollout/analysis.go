@@ -209,8 +209,15 @@ func (e *engine) count(v CheckVerdict) {
 func (e *engine) record(c Check, v CheckVerdict) {
 	an := &e.st.Analysis
 	at := ceilSecond(c.Time)
+	interval := e.plan.analysis.interval
+	next := at.Add(interval)
+	// Keep to the schedule: a check that ran a little after it was due (the reconcile's delay, the
+	// whole seconds of the status) does not push every later check back by as much.
+	if due := an.NextCheckAt; due != nil && !due.After(at) && due.Add(interval).After(at) {
+		next = due.Add(interval)
+	}
 	an.LastCheckAt = &metav1.Time{Time: at}
-	an.NextCheckAt = &metav1.Time{Time: at.Add(e.plan.analysis.interval)}
+	an.NextCheckAt = &metav1.Time{Time: next}
 	evidence := make([]MetricEvidence, 0, len(v.Results))
 	for _, r := range v.Results {
 		ev := MetricEvidence{Name: r.Name}

@@ -65,6 +65,13 @@ func invariants(in Input, d Decision) error {
 	if again := Step(in); !reflect.DeepEqual(again, d) {
 		return fmt.Errorf("not deterministic:\n%+v\n%+v", d, again)
 	}
+	// The State survives the Rollout's status as the API server stores it.
+	// (Compared as JSON: metav1.Time reads back in time.Local, and empty lists as nil.)
+	if back, err := statusRoundTrip(d.State); err != nil {
+		return err
+	} else if !sameJSON(back, d.State) {
+		return fmt.Errorf("the state does not survive the status:\n%+v\n%+v", d.State, back)
+	}
 	// An operator restart, or a reconcile with nothing new, changes nothing.
 	in2 := in
 	in2.State = d.State

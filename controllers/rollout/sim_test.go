@@ -1,7 +1,6 @@
 package rollout
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -106,8 +105,10 @@ type world struct {
 	stableFrozen  bool // the stable Deployment never becomes ready
 	canaryBroken  bool // canary pods never become ready
 	analysis      func() outcome
-	roundTrip     bool // store the State as JSON between Steps, like an operator restart would
-	requests      map[RequestKind]string
+	// lag delays every timed reconcile past its RequeueAfter, as a busy operator would.
+	lag       time.Duration
+	roundTrip bool // store the State as JSON between Steps, like an operator restart would
+	requests  map[RequestKind]string
 
 	last    Decision
 	lastAt  time.Time // when last was decided
@@ -133,14 +134,7 @@ func (w *world) input() Input {
 		Stable:           Workload{Revision: w.stableRev, Replicas: 3, Ready: w.stableReady},
 		ProgrammedWeight: w.programmed}
 	if w.roundTrip {
-		data, err := json.Marshal(w.st)
-		if err != nil {
-			w.t.Fatal(err)
-		}
-		in.State = State{}
-		if err := json.Unmarshal(data, &in.State); err != nil {
-			w.t.Fatal(err)
-		}
+		in.State = throughStatus(w.t, w.st)
 	}
 	if w.st.AnalysisDue(w.now) && w.analysis != nil {
 		o := w.analysis()
@@ -211,7 +205,7 @@ func (w *world) runUntil(done func() bool, limit time.Duration) {
 		case changed:
 			w.now = w.now.Add(time.Second)
 		case w.last.RequeueAfter > 0:
-			w.now = w.now.Add(w.last.RequeueAfter)
+			w.now = w.now.Add(w.last.RequeueAfter + w.lag)
 		default:
 			w.t.Fatalf("stuck at %s: %s (%s)\ntrace:\n%s", w.now.Sub(t0), w.summary(), w.st.Message, strings.Join(w.trace, "\n"))
 		}

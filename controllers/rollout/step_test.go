@@ -637,3 +637,21 @@ func TestRequeueAfter(t *testing.T) {
 		t.Errorf("1.5s later: %s", w.last.RequeueAfter)
 	}
 }
+
+// Checks keep to their schedule when every reconcile runs late: a failing canary is rolled back
+// within interval × (failureLimit + 1) of its weight being applied, plus the lag and the status's
+// whole second, not one second later for every check.
+func TestLateChecksKeepTheSchedule(t *testing.T) {
+	w := newWorld(t, sampleSpec())
+	w.lag = 700 * time.Millisecond
+	w.analysis = func() outcome { return failing }
+	w.latest = "v2"
+	w.runUntil(func() bool { return w.st.WeightProgrammedAt != nil }, time.Hour)
+	applied := w.now
+	w.runUntil(w.is(rolledBack, 0, 0), time.Hour)
+	interval := w.spec.Analysis.Interval.Duration
+	limit := interval*time.Duration(w.spec.Analysis.FailureLimit+1) + time.Second + w.lag
+	if took := w.now.Sub(applied); took > limit {
+		t.Errorf("rolled back %s after the weight was applied, want within %s", took, limit)
+	}
+}

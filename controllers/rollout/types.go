@@ -10,8 +10,8 @@ import (
 
 // PhasePromoting is the phase between the end of the steps and Promoted: the canary takes all the
 // traffic, its template is copied to the stable Deployment, and traffic returns to stable once that
-// Deployment runs the new revision. It is proposed for the RolloutPhase enum.
-const PhasePromoting meshv1alpha1.RolloutPhase = "Promoting"
+// Deployment runs the new revision.
+const PhasePromoting = meshv1alpha1.RolloutPromoting
 
 // Limits of the engine.
 const (

@@ -11,6 +11,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/sluice-mesh/sluice/controllers"
+	"github.com/sluice-mesh/sluice/controllers/rollout/analysis"
 	"github.com/sluice-mesh/sluice/xds/envoy"
 	"github.com/sluice-mesh/sluice/xds/server"
 )
@@ -60,6 +61,18 @@ func addMesh(mgr ctrl.Manager, xdsServer *server.Server, nacks *nackForwarder, o
 	status := &controllers.TrafficPolicyStatusReconciler{Client: mgr.GetClient(), Feedback: feedback}
 	if err := status.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the TrafficPolicy status controller: %w", err)
+	}
+	if !o.SkipRolloutController {
+		rollouts := &controllers.RolloutReconciler{
+			Client:   mgr.GetClient(),
+			Feedback: feedback,
+			Proxies:  xdsServer,
+			Analysis: &analysis.Runner{DefaultAddress: o.PrometheusAddress, Timeout: o.AnalysisTimeout},
+			Recorder: mgr.GetEventRecorder("sluice-rollout"),
+		}
+		if err := rollouts.SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("setting up the Rollout controller: %w", err)
+		}
 	}
 	if o.XDSAddr == "" || o.XDSAddr == "0" {
 		return nil

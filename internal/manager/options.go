@@ -39,9 +39,18 @@ type Options struct {
 	// Debounce is how long a change waits for more before the mesh is translated.
 	Debounce time.Duration
 
+	// PrometheusAddress is the Prometheus HTTP API that Rollout analysis queries, unless a
+	// Rollout names its own in spec.analysis.prometheus.
+	PrometheusAddress string
+	// AnalysisTimeout bounds one analysis check (every query of one Rollout).
+	AnalysisTimeout time.Duration
+
 	// Registerer receives the xDS server's metrics; nil means controller-runtime's registry (the
 	// one /metrics serves). Tests that build several managers in one process give each its own.
 	Registerer prometheus.Registerer
+	// SkipRolloutController leaves the Rollout controller out, for tests of the xDS pipeline that
+	// set a Rollout's status by hand.
+	SkipRolloutController bool
 	// SkipControllerNameValidation lets tests build several managers in one process.
 	SkipControllerNameValidation bool
 }
@@ -72,4 +81,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"host:port of an OpenTelemetry collector (OTLP/gRPC) that sidecars send spans to; empty turns tracing off.")
 	fs.DurationVar(&o.Debounce, "xds-debounce", 100*time.Millisecond,
 		"How long a change waits for more changes before the mesh is translated and pushed.")
+	fs.StringVar(&o.PrometheusAddress, "prometheus-address", "http://prometheus.monitoring:9090",
+		"Prometheus HTTP API that Rollout analysis queries unless a Rollout names its own.")
+	fs.DurationVar(&o.AnalysisTimeout, "analysis-timeout", 15*time.Second,
+		"How long one Rollout's analysis check (all its queries) may take; past it the check is inconclusive.")
 }

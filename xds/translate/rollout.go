@@ -37,6 +37,17 @@ func canaryRunning(ro *meshv1alpha1.Rollout) bool {
 	return ro.Status.CanaryRevision != "" && ro.Status.CanaryRevision != ro.Status.StableRevision
 }
 
+// canaryServing says whether the canary's pods are up for the header route and mirroring: during
+// a run and its promotion, not after a rollback (the canary is scaled down, and a header route to
+// it would fail every call that carries the header).
+func canaryServing(ro *meshv1alpha1.Rollout) bool {
+	switch ro.Status.Phase {
+	case meshv1alpha1.RolloutProgressing, meshv1alpha1.RolloutPaused, meshv1alpha1.RolloutPromoting:
+		return true
+	}
+	return false
+}
+
 // applyRollout splits the routes that send to the whole Service between the stable and the canary
 // revision by the Rollout's current weight, adds the header route to the canary, and mirrors to the
 // canary. Routes that pin a subset keep it during a canary.
@@ -66,6 +77,9 @@ func applyRollout(p *ir.ServicePort, routes []ir.Route, ro *meshv1alpha1.Rollout
 	split := []ir.Destination{{Subset: SubsetStable, Weight: 100 - weight}, {Subset: SubsetCanary, Weight: weight}}
 	out := make([]ir.Route, 0, len(routes)+1)
 	h := ro.Spec.Strategy.Canary.HeaderRoute
+	if !canaryServing(ro) {
+		h = nil
+	}
 	if h != nil {
 		if field, err := checkRegexes([]meshv1alpha1.HeaderMatch{*h}, "spec.strategy.canary.headerRoute"); err != nil {
 			problems.add(ref, "InvalidRegex", strings.TrimSuffix(field, "[0].regex")+".regex", "%v; the header route is left out until it is fixed", err)
@@ -83,7 +97,7 @@ func applyRollout(p *ir.ServicePort, routes []ir.Route, ro *meshv1alpha1.Rollout
 	for _, r := range routes {
 		if len(r.Destinations) == 1 && r.Destinations[0].Subset == ir.AllEndpoints {
 			r.Destinations = split
-			if pct := ro.Spec.Strategy.Canary.MirrorPercent; pct != nil && *pct > 0 {
+			if pct := ro.Spec.Strategy.Canary.MirrorPercent; pct != nil && *pct > 0 && canaryServing(ro) {
 				r.Mirror = &ir.Mirror{Namespace: ro.Namespace, Service: ro.Spec.Service.Name, Port: p.Port,
 					Subset: SubsetCanary, Percent: float64(*pct)}
 			}
