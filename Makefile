@@ -61,11 +61,15 @@ envtest: ## Build (once) the Kubernetes binaries for tests and print their direc
 prometheus: ## Build (once) the Prometheus server for tests and print its path.
 	@hack/prometheus.sh
 
+.PHONY: kwok
+kwok: ## Build (once) kwok, the fake node for tests, and print its path.
+	@hack/kwok.sh
+
 ##@ Test
 
 .PHONY: test
 test: lint vet verify-generated ## Run every check and test (what CI runs).
-	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" PROMETHEUS_BINARY="$$(hack/prometheus.sh)" go test ./... $(GOTEST_FLAGS)
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" PROMETHEUS_BINARY="$$(hack/prometheus.sh)" KWOK_BINARY="$$(hack/kwok.sh)" go test ./... $(GOTEST_FLAGS)
 
 .PHONY: test-unit
 test-unit: ## Run the tests that need no API server.
