@@ -31,10 +31,13 @@ import (
 type Options struct {
 	// Targets are host:port addresses on 127.0.0.1 serving /metrics over plain HTTP.
 	Targets []string
+	// TargetGroups are more targets, each group with its own labels (as a Kubernetes scrape
+	// config's relabeling gives each pod its namespace, pod and pod_template_hash).
+	TargetGroups []TargetGroup
 	// ScrapeInterval is how often targets are scraped and rules evaluated; 1s when zero. It must be
 	// a whole number of milliseconds.
 	ScrapeInterval time.Duration
-	// ExtraLabels are added to every series scraped from the targets.
+	// ExtraLabels are added to every series scraped from the targets; a group's own Labels win.
 	ExtraLabels map[string]string
 	// JobName is the scrape job's name (the job label); "sluice-test" when empty.
 	JobName string
@@ -44,10 +47,21 @@ type Options struct {
 	Binary string
 }
 
+// TargetGroup is targets that share labels: one static_configs entry.
+type TargetGroup struct {
+	// Targets are host:port addresses on a loopback address serving /metrics over plain HTTP.
+	Targets []string
+	// Labels are added to every series scraped from these targets. Names must be valid
+	// Prometheus label names; a target label overrides one of the same name in the scraped series
+	// by renaming that to exported_<name>.
+	Labels map[string]string
+}
+
 // Server is a running Prometheus.
 type Server struct {
 	opts   Options
 	dir    string
+	bin    string // the Prometheus binary
 	url    string
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -55,7 +69,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	exitErr  error
-	targets  []string
+	groups   []TargetGroup
 	stopOnce sync.Once
 
 	noReloadFlag bool
@@ -114,7 +128,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, dir: dir, targets: append([]string(nil), opts.Targets...)}
+	s := &Server{opts: opts, dir: dir, groups: initialGroups(opts)}
 	if err := s.writeConfig(); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
@@ -124,8 +138,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	defer cancel()
 	// The free port is found by binding and releasing it, so another process may take it before
 	// Prometheus binds it: try again with a new one when that happens.
+	s.bin = bin
 	for attempt := 1; ; attempt++ {
-		err := s.start(ctx, bin)
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		err = s.start(ctx, addr)
 		if err == nil {
 			return s, nil
 		}
@@ -142,11 +161,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 }
 
-func (s *Server) start(ctx context.Context, bin string) error {
-	addr, err := freeAddr()
-	if err != nil {
-		return err
-	}
+func (s *Server) start(ctx context.Context, addr string) error {
+	bin := s.bin
 	s.url = "http://" + addr
 	s.logs = &tailBuffer{max: 64 << 10}
 	s.exited = make(chan struct{})
@@ -220,12 +236,23 @@ func (s *Server) URL() string { return s.url }
 // Logs returns the last 64 KiB of Prometheus's log (warnings and errors only).
 func (s *Server) Logs() string { return s.logs.String() }
 
-// SetTargets replaces the scraped targets: it rewrites the configuration and has Prometheus
-// reload it, returning once the reload has been applied.
+// SetTargets replaces every scraped target (those of Options.TargetGroups too) with targets,
+// which get only Options.ExtraLabels: it rewrites the configuration and has Prometheus reload it,
+// returning once the reload has been applied.
 func (s *Server) SetTargets(ctx context.Context, targets ...string) error {
+	return s.SetTargetGroups(ctx, TargetGroup{Targets: targets})
+}
+
+// SetTargetGroups replaces every scraped target with those of groups, each group with its labels
+// (over Options.ExtraLabels), the way SetTargets does.
+func (s *Server) SetTargetGroups(ctx context.Context, groups ...TargetGroup) error {
 	s.mu.Lock()
-	s.targets = append([]string(nil), targets...)
+	old := s.groups
+	s.groups = cloneGroups(groups)
 	err := s.writeConfigLocked()
+	if err != nil {
+		s.groups = old
+	}
 	s.mu.Unlock()
 	if err != nil {
 		return err
@@ -296,6 +323,29 @@ func hasSamples(v model.Value) bool {
 	return false
 }
 
+// Interrupt stops the Prometheus process, as an outage would, but keeps its address, storage and
+// configuration for Restart.
+func (s *Server) Interrupt() error {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return nil
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+		return nil
+	case <-time.After(10 * time.Second):
+		return s.kill()
+	}
+}
+
+// Restart starts Prometheus again after Interrupt, on the same address with the same storage and
+// targets, and returns once it is ready.
+func (s *Server) Restart(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.StartTimeout)
+	defer cancel()
+	return s.start(ctx, strings.TrimPrefix(s.url, "http://"))
+}
+
 // Stop stops Prometheus (SIGTERM, then SIGKILL after 10s) and removes its storage. It is safe to
 // call more than once.
 func (s *Server) Stop() error {
@@ -340,20 +390,11 @@ func (s *Server) writeConfig() error {
 
 // writeConfigLocked writes prometheus.yml. It is JSON, which is YAML too.
 func (s *Server) writeConfigLocked() error {
-	for _, t := range s.targets {
-		host, _, err := net.SplitHostPort(t)
-		if err != nil {
-			return fmt.Errorf("target %q: %w", t, err)
-		}
-		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-			return fmt.Errorf("target %q: tests may only scrape loopback addresses", t)
-		}
+	staticConfigs, err := staticConfigs(s.groups, s.opts.ExtraLabels)
+	if err != nil {
+		return err
 	}
 	interval := fmt.Sprintf("%dms", s.opts.ScrapeInterval.Milliseconds())
-	staticConfig := map[string]any{"targets": nonNil(s.targets)}
-	if len(s.opts.ExtraLabels) > 0 {
-		staticConfig["labels"] = s.opts.ExtraLabels
-	}
 	cfg := map[string]any{
 		"global": map[string]any{
 			"scrape_interval":     interval,
@@ -363,7 +404,7 @@ func (s *Server) writeConfigLocked() error {
 		"scrape_configs": []any{map[string]any{
 			"job_name":       s.opts.JobName,
 			"metrics_path":   "/metrics",
-			"static_configs": []any{staticConfig},
+			"static_configs": staticConfigs,
 		}},
 	}
 	data, err := json.MarshalIndent(cfg, "", "  ")
@@ -376,13 +417,6 @@ func (s *Server) writeConfigLocked() error {
 		return err
 	}
 	return os.Rename(tmp, path)
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }
 
 func freeAddr() (string, error) {

@@ -165,3 +165,74 @@ exec '`+promBin+`' "$@"
 		t.Fatal(err)
 	}
 }
+
+func TestTargetGroups(t *testing.T) {
+	stable, canary := serveMetrics(t, 1), serveMetrics(t, 2)
+	prom := testprom.StartT(t, testprom.Options{
+		TargetGroups: []testprom.TargetGroup{
+			{Targets: []string{stable}, Labels: map[string]string{"pod_template_hash": "aaa", "track": "stable"}},
+			{Targets: []string{canary}, Labels: map[string]string{"pod_template_hash": "bbb"}},
+		},
+		ExtraLabels:    map[string]string{"namespace": "shop", "track": "any"},
+		ScrapeInterval: 200 * time.Millisecond,
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+
+	for query, want := range map[string]float64{
+		`testprom_value{namespace="shop", pod_template_hash="aaa", track="stable"}`: 1, // the group's label wins
+		`testprom_value{namespace="shop", pod_template_hash="bbb", track="any"}`:    2,
+	} {
+		v, err := prom.WaitForSeries(ctx, query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := scalarOf(t, v); got != want {
+			t.Errorf("%s = %v, want %v", query, got, want)
+		}
+	}
+
+	// New labels for the same target: its series continue under them.
+	if err := prom.SetTargetGroups(ctx, testprom.TargetGroup{Targets: []string{stable}, Labels: map[string]string{"pod_template_hash": "ccc"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prom.WaitForSeries(ctx, `testprom_value{instance="`+stable+`", pod_template_hash="ccc"} == 1`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prom.WaitForSeries(ctx, `absent(testprom_value{pod_template_hash="bbb"})`); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, g := range []testprom.TargetGroup{
+		{Targets: []string{stable}, Labels: map[string]string{"pod-template-hash": "x"}},
+		{Targets: []string{"192.0.2.1:9100"}},
+	} {
+		if err := prom.SetTargetGroups(ctx, g); err == nil {
+			t.Errorf("SetTargetGroups(%v) succeeded", g)
+		}
+	}
+}
+
+// An interrupted server comes back on the same address with its data.
+func TestInterruptAndRestart(t *testing.T) {
+	srv := testprom.StartT(t, testprom.Options{})
+	url := srv.URL()
+	if err := srv.Interrupt(); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := http.Get(url + "/-/ready"); err == nil {
+		_ = resp.Body.Close()
+		t.Fatal("Prometheus still answers after Interrupt")
+	}
+	if err := srv.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if srv.URL() != url {
+		t.Fatalf("restarted on %s, want %s", srv.URL(), url)
+	}
+	resp, err := http.Get(url + "/-/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+}
