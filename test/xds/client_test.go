@@ -2,40 +2,16 @@ package xds_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/xds"
 
-	"github.com/sluice-mesh/sluice/xds/envoy"
+	"github.com/sluice-mesh/sluice/internal/testmesh"
 )
-
-// bootstrap is a GRPC_XDS_BOOTSTRAP document pointing at the operator, for a proxyless client.
-func bootstrap(t *testing.T, server, nodeID string) []byte {
-	t.Helper()
-	doc := map[string]any{
-		"xds_servers": []any{map[string]any{
-			"server_uri":      server,
-			"channel_creds":   []any{map[string]any{"type": "insecure"}},
-			"server_features": []any{"xds_v3"},
-		}},
-		"node": map[string]any{
-			"id":       nodeID,
-			"metadata": map[string]any{envoy.NodeMetadataFlavour: string(envoy.FlavourGRPC)},
-		},
-	}
-	data, err := json.Marshal(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
 
 // xdsClient dials xds:///<host>:<port> with gRPC's own xDS client, configured for this test only.
 func xdsClient(t *testing.T, target string) testgrpc.TestServiceClient {
@@ -46,16 +22,7 @@ func xdsClient(t *testing.T, target string) testgrpc.TestServiceClient {
 // xdsClientOf is xdsClient for the xDS server at server.
 func xdsClientOf(t *testing.T, server, target string) testgrpc.TestServiceClient {
 	t.Helper()
-	resolver, err := xds.NewXDSResolverWithConfigForTesting(bootstrap(t, server, "grpc~127.0.0.1~"+t.Name()+"~test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient("xds:///"+target, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithResolvers(resolver), grpc.WithContextDialer(loopbackDialer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return testgrpc.NewTestServiceClient(conn)
+	return testmesh.Client(t, server, "grpc~127.0.0.1~"+t.Name()+"~test", target, loopbackDialer)
 }
 
 // tally makes n calls and counts the answers by server_id (the backend's version).

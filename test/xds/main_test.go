@@ -75,6 +75,7 @@ func startOperator(ctx context.Context, addr string, leaderElect bool) (<-chan s
 		GracefulShutdown:             5 * time.Second,
 		Registerer:                   reg,
 		SkipControllerNameValidation: true,
+		SkipRolloutController:        true,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -1,0 +1,122 @@
+// Package testmesh has what system tests share to drive traffic through the operator: gRPC's own
+// xDS client pointed at the operator's xDS server, and the operator itself.
+package testmesh
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/xds"
+	"k8s.io/client-go/rest"
+
+	"github.com/sluice-mesh/sluice/internal/manager"
+	"github.com/sluice-mesh/sluice/xds/envoy"
+)
+
+// Bootstrap is a GRPC_XDS_BOOTSTRAP document for a proxyless gRPC client of the xDS server at
+// server (host:port, plaintext).
+func Bootstrap(server, nodeID string) []byte {
+	doc := map[string]any{
+		"xds_servers": []any{map[string]any{
+			"server_uri":      server,
+			"channel_creds":   []any{map[string]any{"type": "insecure"}},
+			"server_features": []any{"xds_v3"},
+		}},
+		"node": map[string]any{
+			"id":       nodeID,
+			"metadata": map[string]any{envoy.NodeMetadataFlavour: string(envoy.FlavourGRPC)},
+		},
+	}
+	data, err := json.Marshal(doc)
+	if err != nil {
+		panic(err) // a map of strings always marshals
+	}
+	return data
+}
+
+// Dialer opens the connection to a backend; tests map pod IPs to the loopback addresses their
+// servers listen on.
+type Dialer func(ctx context.Context, addr string) (net.Conn, error)
+
+// Client dials xds:///<target> with gRPC's xDS client configured for this client only (its own
+// bootstrap, so many clients with different node ids live in one process). The connection closes
+// when the test ends.
+func Client(t testing.TB, server, nodeID, target string, dial Dialer) testgrpc.TestServiceClient {
+	t.Helper()
+	resolver, err := xds.NewXDSResolverWithConfigForTesting(Bootstrap(server, nodeID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithResolvers(resolver)}
+	if dial != nil {
+		opts = append(opts, grpc.WithContextDialer(dial))
+	}
+	conn, err := grpc.NewClient("xds:///"+target, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return testgrpc.NewTestServiceClient(conn)
+}
+
+// Operator is a running manager.
+type Operator struct {
+	// Registry holds its xDS metrics.
+	Registry *prometheus.Registry
+	cancel   context.CancelFunc
+	stopped  chan struct{}
+}
+
+// StartOperator runs the manager with opts until Stop. Metrics and probes are off, controller
+// names are not checked (several managers live in one process), and opts.Registerer is a fresh
+// registry when nil.
+func StartOperator(cfg *rest.Config, opts manager.Options) (*Operator, error) {
+	reg := prometheus.NewRegistry()
+	if opts.Registerer == nil {
+		opts.Registerer = reg
+	}
+	if opts.MetricsAddr == "" {
+		opts.MetricsAddr = "0"
+	}
+	if opts.ProbeAddr == "" {
+		opts.ProbeAddr = "0"
+	}
+	opts.SkipControllerNameValidation = true
+	mgr, err := manager.New(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	op := &Operator{Registry: reg, cancel: cancel, stopped: make(chan struct{})}
+	go func() {
+		defer close(op.stopped)
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "operator stopped:", err)
+		}
+	}()
+	return op, nil
+}
+
+// Stop stops the manager and waits until it has stopped.
+func (o *Operator) Stop() {
+	o.cancel()
+	<-o.stopped
+}
+
+// FreeAddr is a free 127.0.0.1 port, for a server that must listen on the same address again.
+func FreeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().String()
+}
