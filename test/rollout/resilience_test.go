@@ -7,6 +7,7 @@ import (
 	"time"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/controllers/rollout"
 )
 
 // The operator restarted while the canary holds 30 % resumes at 30 %: the state lives in the
@@ -78,4 +79,27 @@ func TestPrometheusOutageHoldsTheRun(t *testing.T) {
 	if ro.Status.Analysis != nil && ro.Status.Analysis.FailedChecks != 0 {
 		t.Errorf("the outage counted as %d failed checks", ro.Status.Analysis.FailedChecks)
 	}
+}
+
+// Prometheus gone for good: after MaxConsecutiveErrors checks in a row that could not be
+// evaluated, the run is aborted to stable (fail safe), and the Aborted condition says why.
+func TestPrometheusGoneAbortsTheRun(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t, "promgone")
+	prom := startPrometheus(t, ns)
+	setUp(t, ns, analysisSpec(interval, 1, 95, prom.URL()), setWeight(20), pauseUntilPromoted())
+	startLoad(t, newClient(t, ns, "checkout"), 10*time.Millisecond)
+
+	release(t, ns, "checkout", "v2", 0)
+	waitRollout(t, ns, "checkout", time.Minute, "at 20 %", func(ro *meshv1alpha1.Rollout) bool { return ro.Status.CanaryWeight == 20 })
+	must(t, prom.Interrupt())
+	ro := waitRollout(t, ns, "checkout", (rollout.MaxConsecutiveErrors+2)*interval+2*time.Second, "RolledBack",
+		inPhase(meshv1alpha1.RolloutRolledBack))
+	if ro.Status.AbortReason != "AnalysisErrors" || ro.Status.CanaryWeight != 0 {
+		t.Errorf("aborted with reason %q weight %d, want AnalysisErrors and 0", ro.Status.AbortReason, ro.Status.CanaryWeight)
+	}
+	if c := condition(ro, "Aborted"); !strings.HasPrefix(c, "True/AnalysisErrors") || !strings.Contains(c, "could not be evaluated") {
+		t.Errorf("Aborted is %s", c)
+	}
+	allOn(t, ns, "v1")
 }
