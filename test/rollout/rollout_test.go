@@ -247,3 +247,39 @@ func hasEvent(t *testing.T, ns, name, reason string) bool {
 	}
 	return false
 }
+
+// A new revision in the middle of a run restarts the run on the newest revision: the analysis
+// starts over, and the canary's share goes to the new pods only.
+func TestNewRevisionMidRunRestartsTheRun(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t, "midrun")
+	setUp(t, ns, analysisSpec(interval, 1, 95, ""), setWeight(30), pauseUntilPromoted())
+	c := newClient(t, ns, "checkout")
+	startLoad(t, c, 10*time.Millisecond)
+
+	release(t, ns, "checkout", "v2", 0)
+	v2 := waitRollout(t, ns, "checkout", time.Minute, "paused at 30 % with v2", func(ro *meshv1alpha1.Rollout) bool {
+		return ro.Status.Phase == meshv1alpha1.RolloutPaused && atStep(1, 30)(ro)
+	}).Status.CanaryRevision
+
+	release(t, ns, "checkout", "v3", 0)
+	ro := waitRollout(t, ns, "checkout", time.Minute, "paused at 30 % with v3", func(ro *meshv1alpha1.Rollout) bool {
+		return ro.Status.Phase == meshv1alpha1.RolloutPaused && atStep(1, 30)(ro) && ro.Status.CanaryRevision != v2
+	})
+	if ro.Status.Analysis == nil || ro.Status.Analysis.PassedChecks > 1 {
+		t.Errorf("the analysis did not start over on v3: %+v", ro.Status.Analysis)
+	}
+	if !hasEvent(t, ns, "checkout", "RunRestarted") {
+		t.Error("no RunRestarted event")
+	}
+	eventually(t, 30*time.Second, func() error {
+		counts := split(t, c, 300)
+		if counts["v2"] > 0 || counts["error"] > 0 {
+			return fmt.Errorf("v2 still answers (or calls fail) after v3 replaced it: %v", counts)
+		}
+		if s := share(counts, "v3"); s < 20 || s > 40 {
+			return fmt.Errorf("at 30 %% v3 got %.1f%% of 300 calls: %v", s, counts)
+		}
+		return nil
+	})
+}
