@@ -1,10 +1,15 @@
 // Package xds_test runs the operator's xDS pipeline against the real test API server and drives
 // real gRPC traffic through it: gRPC's own xDS client (an independent xDS implementation) dials
 // xds:/// names, and real gRPC backends on loopback addresses answer.
+//
+// The test binary runs in a network namespace of its own where pod IPs are local (internal/podnet),
+// so xDS-enabled gRPC servers can listen on their pod IPs. Where that is not possible, the tests
+// that need it skip and the others run as before.
 package xds_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -20,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/sluice-mesh/sluice/internal/manager"
+	"github.com/sluice-mesh/sluice/internal/podnet"
 	"github.com/sluice-mesh/sluice/internal/testenv"
 )
 
@@ -27,6 +33,9 @@ var (
 	env *testenv.Env
 	// xdsAddr is where the operator serves xDS.
 	xdsAddr string
+	// podnetErr is why pod IPs are not local addresses here (nil when they are): the tests whose
+	// servers listen on pod IPs skip with it.
+	podnetErr error
 )
 
 func TestMain(m *testing.M) {
@@ -34,6 +43,21 @@ func TestMain(m *testing.M) {
 	if testing.Short() {
 		fmt.Println("skipping the xDS system tests in -short mode")
 		return
+	}
+	// The namespace has no way out, so the Kubernetes binaries are found (or built) before.
+	podnetErr = podnet.EnterAfter(func() error {
+		assets, err := testenv.Assets()
+		if err != nil {
+			return err
+		}
+		return os.Setenv("KUBEBUILDER_ASSETS", assets)
+	})
+	if podnetErr != nil {
+		if !errors.Is(podnetErr, podnet.ErrUnavailable) {
+			fmt.Fprintln(os.Stderr, podnetErr)
+			os.Exit(1)
+		}
+		fmt.Fprintln(os.Stderr, "pod IPs are not local, the tests of xDS gRPC servers will skip:", podnetErr)
 	}
 	os.Exit(run(m))
 }
