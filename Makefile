@@ -65,11 +65,15 @@ prometheus: ## Build (once) the Prometheus server for tests and print its path.
 kwok: ## Build (once) kwok, the fake node for tests, and print its path.
 	@hack/kwok.sh
 
+.PHONY: cert-manager
+cert-manager: ## Build (once) cert-manager's controllers for tests and print their directory.
+	@hack/cert-manager.sh
+
 ##@ Test
 
 .PHONY: test
 test: lint vet verify-generated ## Run every check and test (what CI runs).
-	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" PROMETHEUS_BINARY="$$(hack/prometheus.sh)" KWOK_BINARY="$$(hack/kwok.sh)" go test ./... $(GOTEST_FLAGS)
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" PROMETHEUS_BINARY="$$(hack/prometheus.sh)" KWOK_BINARY="$$(hack/kwok.sh)" CERT_MANAGER_DIR="$$(hack/cert-manager.sh)" go test ./... $(GOTEST_FLAGS)
 
 .PHONY: test-unit
 test-unit: ## Run the tests that need no API server.
