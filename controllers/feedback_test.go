@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -44,6 +45,7 @@ func TestNACKHoldsUntilTheConfigChanges(t *testing.T) {
 
 func TestPolicyConditions(t *testing.T) {
 	problem := translate.Problem{Object: policy, Reason: "Conflicted", Field: "spec.targetRef", Message: "older policy wins"}
+	limit := translate.Problem{Object: policy, Reason: "UnsupportedByGRPC", Field: "spec.mirror", Message: "gRPC clients do not mirror", Warning: true}
 	cases := []struct {
 		name                    string
 		fb                      ObjectFeedback
@@ -53,6 +55,7 @@ func TestPolicyConditions(t *testing.T) {
 		{"fresh", ObjectFeedback{}, metav1.ConditionTrue, metav1.ConditionUnknown, "Pending", "False"},
 		{"published", ObjectFeedback{Published: true}, metav1.ConditionTrue, metav1.ConditionTrue, "Programmed", "True"},
 		{"problem", ObjectFeedback{Published: true, Problems: translate.Problems{problem}}, metav1.ConditionFalse, metav1.ConditionTrue, "Programmed", "False"},
+		{"limited", ObjectFeedback{Published: true, Problems: translate.Problems{limit}}, metav1.ConditionTrue, metav1.ConditionTrue, "Programmed", "True"},
 		{"invalid", ObjectFeedback{PublishError: "bad"}, metav1.ConditionTrue, metav1.ConditionFalse, "Invalid", "False"},
 		{"nacked", ObjectFeedback{Published: true, NACK: "no"}, metav1.ConditionTrue, metav1.ConditionFalse, "Rejected", "False"},
 	}
@@ -71,6 +74,9 @@ func TestPolicyConditions(t *testing.T) {
 			}
 			if tc.name == "problem" && a.Message != "spec.targetRef: older policy wins" {
 				t.Errorf("Accepted message %q", a.Message)
+			}
+			if tc.name == "limited" && (a.Reason != "UnsupportedByGRPC" || !strings.Contains(a.Message, "spec.mirror: gRPC clients do not mirror")) {
+				t.Errorf("Accepted %s: %q", a.Reason, a.Message)
 			}
 		})
 	}

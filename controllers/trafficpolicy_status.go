@@ -15,6 +15,7 @@ import (
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/xds/ir"
+	"github.com/sluice-mesh/sluice/xds/translate"
 )
 
 // TrafficPolicyStatusReconciler writes a TrafficPolicy's conditions from the pipeline's Feedback:
@@ -51,9 +52,23 @@ func setPolicyConditions(st *meshv1alpha1.Status, generation int64, fb ObjectFee
 	st.ObservedGeneration = generation
 	accepted := metav1.Condition{Type: meshv1alpha1.ConditionAccepted, Status: metav1.ConditionTrue,
 		Reason: "Accepted", Message: "The policy is valid and applies to its Service.", ObservedGeneration: generation}
-	if len(fb.Problems) > 0 {
+	var errs, warnings translate.Problems
+	for _, p := range fb.Problems {
+		if p.Warning {
+			warnings = append(warnings, p)
+		} else {
+			errs = append(errs, p)
+		}
+	}
+	switch {
+	case len(errs) > 0:
 		accepted.Status = metav1.ConditionFalse
 		accepted.Reason, accepted.Message = summary(fb.Problems)
+	case len(warnings) > 0:
+		// The policy applies; some clients (proxyless gRPC) cannot honour some fields, or a
+		// subset has no endpoints yet. Accepted stays True and says so.
+		reason, msg := summary(warnings)
+		accepted.Reason, accepted.Message = reason, "The policy applies, with limits: "+msg
 	}
 	programmed := metav1.Condition{Type: meshv1alpha1.ConditionProgrammed, Status: metav1.ConditionUnknown,
 		Reason: "Pending", Message: "Waiting for the xDS server to publish the policy.", ObservedGeneration: generation}
@@ -72,6 +87,9 @@ func setPolicyConditions(st *meshv1alpha1.Status, generation int64, fb ObjectFee
 		Reason: "NotReady", Message: "The policy is not fully in effect; see Accepted and Programmed.", ObservedGeneration: generation}
 	if accepted.Status == metav1.ConditionTrue && programmed.Status == metav1.ConditionTrue {
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionTrue, "Ready", "The policy is in effect."
+		if len(warnings) > 0 {
+			ready.Message = "The policy is in effect, with the limits Accepted names."
+		}
 	}
 	for _, c := range []metav1.Condition{accepted, programmed, ready} {
 		meta.SetStatusCondition(&st.Conditions, c)

@@ -36,8 +36,10 @@ type Status struct {
 	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
 }
 
-// HeaderMatch matches one request header by exact value, prefix or regular expression.
-// +kubebuilder:validation:XValidation:rule="[has(self.exact), has(self.prefix), has(self.regex)].filter(x, x).size() == 1",message="set exactly one of exact, prefix or regex"
+// HeaderMatch matches one request header by exact value, prefix or regular expression, or by
+// being present.
+// +kubebuilder:validation:XValidation:rule="[has(self.exact), has(self.prefix), has(self.regex), has(self.present)].filter(x, x).size() == 1",message="set exactly one of exact, prefix, regex or present"
+// +kubebuilder:validation:XValidation:rule="!has(self.present) || self.present",message="present must be true; leave the header out of the match to accept any request"
 type HeaderMatch struct {
 	// name of the header, case-insensitive, for example x-canary.
 	// +required
@@ -62,4 +64,8 @@ type HeaderMatch struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
 	Regex *string `json:"regex,omitempty"`
+
+	// present matches when the request carries the header, whatever its value.
+	// +optional
+	Present *bool `json:"present,omitempty"`
 }

@@ -125,7 +125,7 @@ type Route struct {
 type HTTPMethod string
 
 // RouteMatch lists conditions on a request; all must hold.
-// +kubebuilder:validation:XValidation:rule="!(has(self.path) && has(self.pathPrefix))",message="set path or pathPrefix, not both"
+// +kubebuilder:validation:XValidation:rule="[has(self.path), has(self.pathPrefix), has(self.pathRegex)].filter(x, x).size() <= 1",message="set at most one of path, pathPrefix or pathRegex"
 type RouteMatch struct {
 	// path matches the request path exactly, such as /healthz.
 	// +optional
@@ -139,6 +139,13 @@ type RouteMatch struct {
 	// +kubebuilder:validation:XValidation:rule="self.startsWith('/')",message="must start with /, such as /api/"
 	PathPrefix *string `json:"pathPrefix,omitempty"`
 
+	// pathRegex matches when the whole path matches this RE2 regular expression, such as
+	// ^/api/v[0-9]+/orders$.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	PathRegex *string `json:"pathRegex,omitempty"`
+
 	// headers must all match.
 	// +optional
 	// +kubebuilder:validation:MaxItems=16
@@ -150,6 +157,46 @@ type RouteMatch struct {
 	// +kubebuilder:validation:MaxItems=9
 	// +listType=set
 	Methods []HTTPMethod `json:"methods,omitempty"`
+
+	// queryParams must all match the request's query string. Proxyless gRPC clients skip routes
+	// with query parameter matches (gRPC calls have no query string).
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	QueryParams []QueryParamMatch `json:"queryParams,omitempty"`
+}
+
+// QueryParamMatch matches one query parameter by exact value, prefix or regular expression, or
+// by being present.
+// +kubebuilder:validation:XValidation:rule="[has(self.exact), has(self.prefix), has(self.regex), has(self.present)].filter(x, x).size() == 1",message="set exactly one of exact, prefix, regex or present"
+// +kubebuilder:validation:XValidation:rule="!has(self.present) || self.present",message="present must be true; leave the parameter out of the match to accept any request"
+type QueryParamMatch struct {
+	// name of the query parameter, case-sensitive, such as version.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Name string `json:"name"`
+
+	// exact matches when the parameter's value equals this string.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Exact *string `json:"exact,omitempty"`
+
+	// prefix matches when the parameter's value starts with this string.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	Prefix *string `json:"prefix,omitempty"`
+
+	// regex matches when the whole value matches this RE2 regular expression.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	Regex *string `json:"regex,omitempty"`
+
+	// present matches when the parameter is in the query string, whatever its value.
+	// +optional
+	Present *bool `json:"present,omitempty"`
 }
 
 // Destination is a share of a route's requests sent to a subset, or to the whole Service.
@@ -194,6 +241,29 @@ type RetryPolicy struct {
 	// +kubebuilder:validation:MaxItems=11
 	// +listType=set
 	RetryOn []RetryOn `json:"retryOn,omitempty"`
+
+	// retryNonIdempotent also retries POST and PATCH requests on HTTP ports. By default they are
+	// never retried, since a retry could apply them twice. gRPC ports retry every call on the
+	// gRPC statuses in retryOn (a gRPC method's idempotency is not visible to the mesh).
+	// +optional
+	RetryNonIdempotent bool `json:"retryNonIdempotent,omitempty"`
+
+	// budgetPercent caps the retries in flight towards the Service at this share of the requests
+	// in flight, so retries cannot multiply an outage; at least minRetryConcurrency retries are
+	// always allowed. Default 20. Envoy only: gRPC clients do not implement retry budgets.
+	// +optional
+	// +kubebuilder:default=20
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	BudgetPercent *int32 `json:"budgetPercent,omitempty"`
+
+	// minRetryConcurrency is the number of concurrent retries always allowed whatever the budget.
+	// Default 3.
+	// +optional
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	MinRetryConcurrency *int32 `json:"minRetryConcurrency,omitempty"`
 }
 
 // FaultInjection delays or aborts a share of requests.
@@ -224,7 +294,12 @@ type FaultDelay struct {
 	FixedDelay metav1.Duration `json:"fixedDelay"`
 }
 
-// FaultAbort answers a percentage of requests with an HTTP status.
+// GRPCStatus is a gRPC status code name.
+// +kubebuilder:validation:Enum=CANCELLED;UNKNOWN;INVALID_ARGUMENT;DEADLINE_EXCEEDED;NOT_FOUND;ALREADY_EXISTS;PERMISSION_DENIED;RESOURCE_EXHAUSTED;FAILED_PRECONDITION;ABORTED;OUT_OF_RANGE;UNIMPLEMENTED;INTERNAL;UNAVAILABLE;DATA_LOSS;UNAUTHENTICATED
+type GRPCStatus string
+
+// FaultAbort answers a percentage of requests with an HTTP status or a gRPC status.
+// +kubebuilder:validation:XValidation:rule="has(self.httpStatus) != has(self.grpcStatus)",message="set exactly one of httpStatus (such as 503) or grpcStatus (such as UNAVAILABLE)"
 type FaultAbort struct {
 	// percent of requests aborted, 0 to 100.
 	// +required
@@ -232,11 +307,17 @@ type FaultAbort struct {
 	// +kubebuilder:validation:Maximum=100
 	Percent int32 `json:"percent"`
 
-	// httpStatus returned to aborted requests, 200 to 599, such as 503.
-	// +required
+	// httpStatus returned to aborted requests, 200 to 599, such as 503. gRPC callers see the
+	// gRPC status that HTTP status maps to (503 is UNAVAILABLE).
+	// +optional
 	// +kubebuilder:validation:Minimum=200
 	// +kubebuilder:validation:Maximum=599
-	HTTPStatus int32 `json:"httpStatus"`
+	HTTPStatus *int32 `json:"httpStatus,omitempty"`
+
+	// grpcStatus returned to aborted gRPC calls, such as UNAVAILABLE (HTTP status 200 with that
+	// grpc-status).
+	// +optional
+	GRPCStatus *GRPCStatus `json:"grpcStatus,omitempty"`
 }
 
 // Mirror copies a percentage of requests to another Service.
@@ -303,11 +384,19 @@ type CircuitBreaker struct {
 }
 
 // OutlierDetection ejects failing pods from load balancing.
+// +kubebuilder:validation:XValidation:rule="has(self.consecutive5xxErrors) || has(self.failurePercentage)",message="set consecutive5xxErrors, failurePercentage or both"
 type OutlierDetection struct {
-	// consecutive5xxErrors in a row from one pod eject it.
-	// +required
+	// consecutive5xxErrors in a row from one pod eject it (for gRPC, calls failing with
+	// UNAVAILABLE, INTERNAL or UNKNOWN count as 5xx). Envoy only: gRPC clients implement
+	// failurePercentage, not this.
+	// +optional
 	// +kubebuilder:validation:Minimum=1
-	Consecutive5xxErrors int32 `json:"consecutive5xxErrors"`
+	Consecutive5xxErrors *int32 `json:"consecutive5xxErrors,omitempty"`
+
+	// failurePercentage ejects a pod whose share of failed requests in an interval reaches a
+	// threshold. Both Envoy and proxyless gRPC clients implement it.
+	// +optional
+	FailurePercentage *FailurePercentageEjection `json:"failurePercentage,omitempty"`
 
 	// interval between ejection sweeps, such as 10s.
 	// +optional
@@ -333,15 +422,38 @@ type OutlierDetection struct {
 	MaxEjectionPercent int32 `json:"maxEjectionPercent,omitempty"`
 }
 
+// FailurePercentageEjection ejects pods by their share of failed requests.
+type FailurePercentageEjection struct {
+	// threshold is the failure percentage, 1 to 100, at or above which a pod is ejected.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	Threshold int32 `json:"threshold"`
+
+	// minimumHosts is how many pods the Service must have for this ejection to run. Default 5.
+	// +optional
+	// +kubebuilder:default=5
+	// +kubebuilder:validation:Minimum=1
+	MinimumHosts *int32 `json:"minimumHosts,omitempty"`
+
+	// requestVolume is how many requests a pod must get in an interval to be judged. Default 50.
+	// +optional
+	// +kubebuilder:default=50
+	// +kubebuilder:validation:Minimum=1
+	RequestVolume *int32 `json:"requestVolume,omitempty"`
+}
+
 // LoadBalancerPolicy is a load-balancing algorithm.
 // +kubebuilder:validation:Enum=RoundRobin;LeastRequest;Random;RingHash;Maglev
 type LoadBalancerPolicy string
 
 // LoadBalancer chooses how requests spread over pods.
 // +kubebuilder:validation:XValidation:rule="!has(self.hashHeader) || self.policy in ['RingHash', 'Maglev']",message="hashHeader needs policy RingHash or Maglev",fieldPath=".hashHeader"
+// +kubebuilder:validation:XValidation:rule="!has(self.hashCookie) || self.policy in ['RingHash', 'Maglev']",message="hashCookie needs policy RingHash or Maglev",fieldPath=".hashCookie"
+// +kubebuilder:validation:XValidation:rule="!(has(self.hashHeader) && has(self.hashCookie))",message="set hashHeader or hashCookie, not both"
 type LoadBalancer struct {
 	// policy is RoundRobin, LeastRequest, Random, or one of the consistent hashes RingHash and
-	// Maglev (which keep requests with the same hashHeader on the same pod).
+	// Maglev (which keep requests with the same hashHeader or hashCookie on the same pod).
 	// +required
 	Policy LoadBalancerPolicy `json:"policy"`
 
@@ -350,6 +462,29 @@ type LoadBalancer struct {
 	// +kubebuilder:validation:MaxLength=256
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+\-.^_|~]+$`
 	HashHeader string `json:"hashHeader,omitempty"`
+
+	// hashCookie is the cookie hashed by RingHash or Maglev for sticky sessions. Envoy only:
+	// proxyless gRPC clients do not hash cookies and spread such calls at random.
+	// +optional
+	HashCookie *HashCookie `json:"hashCookie,omitempty"`
+}
+
+// HashCookie names the cookie a consistent hash keys on.
+type HashCookie struct {
+	// name of the cookie, such as session.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+\-.^_|~]+$`
+	Name string `json:"name"`
+
+	// ttl, when set, makes the proxy set the cookie on responses to requests that lack it, with
+	// this lifetime, such as 1h, so that a client sticks to a pod from its first request.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$')",message="must be a duration such as 500ms, 30s or 1m30s"
+	TTL *metav1.Duration `json:"ttl,omitempty"`
 }
 
 // TrafficPolicyStatus is what the controller observed and did.

@@ -85,7 +85,7 @@ var invalidCases = []struct {
 	{
 		name: "header-route-two-matchers", sample: "mesh_v1alpha1_rollout.yaml",
 		patch: `spec: {strategy: {canary: {headerRoute: {regex: "t.*"}}}}`,
-		want:  []string{"spec.strategy.canary.headerRoute", "set exactly one of exact, prefix or regex"},
+		want:  []string{"spec.strategy.canary.headerRoute", "set exactly one of exact, prefix, regex or present"},
 	},
 	// TrafficPolicy
 	{
@@ -101,7 +101,7 @@ var invalidCases = []struct {
 	{
 		name: "path-and-path-prefix", sample: "mesh_v1alpha1_trafficpolicy.yaml",
 		patch: `spec: {routes: [{name: beta, match: {path: /api/x, pathPrefix: /api/}, destinations: [{subset: v2}]}]}`,
-		want:  []string{"spec.routes[0].match", "set path or pathPrefix, not both"},
+		want:  []string{"spec.routes[0].match", "set at most one of path, pathPrefix or pathRegex"},
 	},
 	{
 		name: "path-prefix-without-slash", sample: "mesh_v1alpha1_trafficpolicy.yaml",
@@ -137,6 +137,56 @@ var invalidCases = []struct {
 		name: "empty-fault-injection", sample: "mesh_v1alpha1_trafficpolicy.yaml",
 		patch: `spec: {faultInjection: {delay: null, abort: null}}`,
 		want:  []string{"spec.faultInjection", "set delay, abort or both"},
+	},
+	{
+		name: "path-and-path-regex", sample: "mesh_v1alpha1_trafficpolicy.yaml",
+		patch: `spec: {routes: [{name: beta, match: {path: /api/x, pathRegex: "^/api/.*"}, destinations: [{subset: v2}]}]}`,
+		want:  []string{"spec.routes[0].match", "set at most one of path, pathPrefix or pathRegex"},
+	},
+	{
+		name: "header-present-false", sample: "mesh_v1alpha1_trafficpolicy.yaml",
+		patch: `spec: {routes: [{name: beta, match: {headers: [{name: x-user, present: false}]}, destinations: [{subset: v2}]}]}`,
+		want:  []string{"spec.routes[0].match.headers[0]", "present must be true"},
+	},
+	{
+		name: "query-param-two-matchers", sample: "mesh_v1alpha1_trafficpolicy.yaml",
+		patch: `spec: {routes: [{name: beta, match: {queryParams: [{name: v, exact: "2", present: true}]}, destinations: [{subset: v2}]}]}`,
+		want:  []string{"spec.routes[0].match.queryParams[0]", "set exactly one of exact, prefix, regex or present"},
+	},
+	{
+		name: "abort-http-and-grpc-status", sample: "mesh_v1alpha1_trafficpolicy.yaml",
+		patch: `spec: {faultInjection: {abort: {grpcStatus: UNAVAILABLE}}}`,
+		want:  []string{"spec.faultInjection.abort", "set exactly one of httpStatus (such as 503) or grpcStatus (such as UNAVAILABLE)"},
+	},
+	{
+		name: "abort-unknown-grpc-status", sample: "mesh_v1alpha1_trafficpolicy.yaml",
+		patch: `spec: {faultInjection: {abort: {httpStatus: null, grpcStatus: BUSY}}}`,
+		want:  []string{"spec.faultInjection.abort.grpcStatus", `Unsupported value: "BUSY"`, `"UNAVAILABLE"`},
+	},
+	{
+		name: "outlier-detection-without-rule", sample: "mesh_v1alpha1_trafficpolicy.yaml",
+		patch: `spec: {outlierDetection: {consecutive5xxErrors: null}}`,
+		want:  []string{"spec.outlierDetection", "set consecutive5xxErrors, failurePercentage or both"},
+	},
+	{
+		name: "failure-percentage-over-100", sample: "mesh_v1alpha1_trafficpolicy.yaml",
+		patch: `spec: {outlierDetection: {failurePercentage: {threshold: 150}}}`,
+		want:  []string{"spec.outlierDetection.failurePercentage.threshold", "less than or equal to 100"},
+	},
+	{
+		name: "hash-cookie-without-hash-policy", sample: "mesh_v1alpha1_trafficpolicy.yaml",
+		patch: `spec: {loadBalancer: {hashCookie: {name: session}}}`,
+		want:  []string{"spec.loadBalancer.hashCookie", "hashCookie needs policy RingHash or Maglev"},
+	},
+	{
+		name: "hash-header-and-cookie", sample: "mesh_v1alpha1_trafficpolicy.yaml",
+		patch: `spec: {loadBalancer: {policy: RingHash, hashHeader: x-user, hashCookie: {name: session}}}`,
+		want:  []string{"spec.loadBalancer", "set hashHeader or hashCookie, not both"},
+	},
+	{
+		name: "retry-budget-over-100", sample: "mesh_v1alpha1_trafficpolicy.yaml",
+		patch: `spec: {retries: {budgetPercent: 120}}`,
+		want:  []string{"spec.retries.budgetPercent", "less than or equal to 100"},
 	},
 	// ZeroTrust
 	{

@@ -12,8 +12,10 @@ import (
 	ringhashv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/load_balancing_policies/ring_hash/v3"
 	roundrobinv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/load_balancing_policies/round_robin/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sluice-mesh/sluice/xds/ir"
 )
@@ -49,6 +51,10 @@ func portClusters(svc *ir.Service, port *ir.ServicePort, opts Options) ([]*clust
 		}
 		if err := setLoadBalancer(c, port.Policy); err != nil {
 			return nil, err
+		}
+		if p := port.Policy; p != nil {
+			c.CircuitBreakers = circuitBreakers(p)
+			c.OutlierDetection = outlierDetection(p.OutlierDetection)
 		}
 		// Envoy would speak HTTP/1.1 to every upstream. gRPC needs HTTP/2; plain HTTP keeps what the
 		// client spoke, as it would without the mesh. grpc-go ignores protocol options.
@@ -158,4 +164,65 @@ func hostCluster(name, host string, port uint32, http2 bool, connectTimeout time
 		c.TypedExtensionProtocolOptions = http2ProtocolOptions()
 	}
 	return c
+}
+
+// circuitBreakers holds the DEFAULT-priority thresholds and the retry budget. grpc-go reads
+// max_requests of the DEFAULT thresholds only.
+func circuitBreakers(p *ir.ClusterPolicy) *clusterv3.CircuitBreakers {
+	if p.CircuitBreaker == nil && p.RetryBudget == nil {
+		return nil
+	}
+	t := &clusterv3.CircuitBreakers_Thresholds{Priority: corev3.RoutingPriority_DEFAULT}
+	if cb := p.CircuitBreaker; cb != nil {
+		t.MaxConnections = uint32Value(cb.MaxConnections)
+		t.MaxPendingRequests = uint32Value(cb.MaxPendingRequests)
+		t.MaxRequests = uint32Value(cb.MaxRequests)
+		if cb.MaxRetries != nil {
+			t.MaxRetries = wrapperspb.UInt32(*cb.MaxRetries)
+		}
+	}
+	if b := p.RetryBudget; b != nil {
+		t.RetryBudget = &clusterv3.CircuitBreakers_Thresholds_RetryBudget{
+			BudgetPercent:       &typev3.Percent{Value: b.Percent},
+			MinRetryConcurrency: wrapperspb.UInt32(b.MinConcurrency),
+		}
+	}
+	return &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{t}}
+}
+
+func uint32Value(v uint32) *wrapperspb.UInt32Value {
+	if v == 0 {
+		return nil
+	}
+	return wrapperspb.UInt32(v)
+}
+
+// outlierDetection ejects by the rules the IR asks for and by no other: Envoy's defaults would also
+// eject on 5 consecutive 5xx and by success rate, and grpc-go's (gRFC A50) by success rate, unless
+// their enforcement is set to 0. grpc-go does not implement consecutive errors; it applies the
+// failure percentage rule.
+func outlierDetection(o *ir.OutlierDetection) *clusterv3.OutlierDetection {
+	if o == nil {
+		return nil
+	}
+	zero, all := wrapperspb.UInt32(0), wrapperspb.UInt32(100)
+	od := &clusterv3.OutlierDetection{
+		Interval:                           duration(o.Interval),
+		BaseEjectionTime:                   duration(o.BaseEjectionTime),
+		MaxEjectionPercent:                 wrapperspb.UInt32(o.MaxEjectionPercent),
+		EnforcingConsecutive_5Xx:           zero,
+		EnforcingConsecutiveGatewayFailure: zero,
+		EnforcingSuccessRate:               zero,
+	}
+	if o.Consecutive5xx > 0 {
+		od.Consecutive_5Xx = wrapperspb.UInt32(o.Consecutive5xx)
+		od.EnforcingConsecutive_5Xx = all
+	}
+	if fp := o.FailurePercentage; fp != nil {
+		od.FailurePercentageThreshold = wrapperspb.UInt32(fp.Threshold)
+		od.EnforcingFailurePercentage = all
+		od.FailurePercentageMinimumHosts = wrapperspb.UInt32(fp.MinimumHosts)
+		od.FailurePercentageRequestVolume = wrapperspb.UInt32(fp.RequestVolume)
+	}
+	return od
 }

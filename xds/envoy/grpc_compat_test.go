@@ -61,6 +61,11 @@ func TestGRPCCheckerCatches(t *testing.T) {
 		{"zero retries", "num_retries must be at least 1", func(s *Snapshot) {
 			s.Routes[checkoutRoutes].GetVirtualHosts()[0].GetRoutes()[0].GetRoute().GetRetryPolicy().NumRetries.Value = 0
 		}},
+		{"override of a filter grpc-go lacks", "is not implemented by grpc-go", func(s *Snapshot) {
+			s.Routes[checkoutRoutes].GetVirtualHosts()[0].GetRoutes()[0].TypedPerFilterConfig = map[string]*anypb.Any{
+				rateLimitFilterName: toAny(&hcmv3.HttpConnectionManager{}),
+			}
+		}},
 		{"upper-case header", "lower-case names only", func(s *Snapshot) {
 			s.Routes[checkoutRoutes].GetVirtualHosts()[0].GetRoutes()[0].GetMatch().GetHeaders()[0].Name = "X-Canary"
 		}},
@@ -248,6 +253,23 @@ func (c *grpcChecker) routeConfig(where string, rc *routev3.RouteConfiguration, 
 }
 
 func (c *grpcChecker) route(where string, r *routev3.Route, server bool) {
+	for name, cfg := range r.GetTypedPerFilterConfig() {
+		// grpc-go NACKs an override for a filter it does not implement, unless it is optional.
+		fc := &routev3.FilterConfig{}
+		if cfg.MessageIs(fc) {
+			if err := cfg.UnmarshalTo(fc); err != nil {
+				c.fail("%s: filter override %q: %v", where, name, err)
+				continue
+			}
+			if fc.GetIsOptional() {
+				continue
+			}
+			cfg = fc.GetConfig()
+		}
+		if !grpcHTTPFilters[cfg.GetTypeUrl()] {
+			c.fail("%s: filter override %q (%s) is not implemented by grpc-go", where, name, cfg.GetTypeUrl())
+		}
+	}
 	m := r.GetMatch()
 	if m == nil || m.GetPathSpecifier() == nil {
 		c.fail("%s: no match or path specifier", where)
@@ -309,8 +331,11 @@ func (c *grpcChecker) route(where string, r *routev3.Route, server bool) {
 			c.fail("%s: retry base interval must be positive", where)
 		}
 	}
-	if len(a.GetHashPolicy()) != 0 {
-		c.fail("%s: hash policies are not expected yet", where)
+	for _, hp := range a.GetHashPolicy() {
+		// grpc-go hashes headers and its channel ID, and ignores (with a warning) the others.
+		if h := hp.GetHeader(); h != nil && h.GetHeaderName() != toLowerASCII(h.GetHeaderName()) {
+			c.fail("%s: hash header %s: grpc-go matches lower-case names only", where, h.GetHeaderName())
+		}
 	}
 	for _, name := range clusters {
 		if !c.seenClusters[name] {

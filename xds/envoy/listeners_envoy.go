@@ -2,7 +2,9 @@ package envoy
 
 import (
 	"fmt"
+	"net"
 	"slices"
+	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -38,6 +40,7 @@ func envoyServiceListener(svc *ir.Service, port *ir.ServicePort, clusters *clust
 		filter = tcpProxyFilter(tp)
 	} else {
 		hcm := envoyHCM(statPrefix(svc, port.Port), directionOutbound, opts)
+		hcm.HttpFilters = httpFilters(port)
 		hcm.RouteSpecifier = &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 			ConfigSource:    adsConfigSource(),
 			RouteConfigName: RouteConfigName(host, port.Port),
@@ -100,8 +103,13 @@ func virtualOutbound(opts Options) *listenerv3.Listener {
 // through an HTTP connection manager, so they get L7 stats, logs and spans; the rest are proxied as
 // TCP. Matching on the destination port needs no protocol sniffing, which would stall
 // server-first protocols.
-func virtualInbound(l7Ports []uint32, opts Options) *listenerv3.Listener {
-	chains := make([]*listenerv3.FilterChain, 0, len(l7Ports))
+//
+// A rate-limited endpoint (limits, sorted by port then address) gets a chain of its own, matched on
+// its port and pod IP, whose connection manager runs the local rate limit filter: every sidecar
+// gets the same listener, and only the pod with that IP matches the chain, so each pod of the
+// Service enforces the limit on what it receives, from every caller.
+func virtualInbound(l7Ports []uint32, limits []inboundLimit, opts Options) *listenerv3.Listener {
+	chains := make([]*listenerv3.FilterChain, 0, len(l7Ports)+len(limits))
 	for _, p := range l7Ports {
 		hcm := envoyHCM(fmt.Sprintf("inbound_%d", p), directionInbound, opts)
 		hcm.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: inboundRouteConfig(p)}
@@ -109,6 +117,24 @@ func virtualInbound(l7Ports []uint32, opts Options) *listenerv3.Listener {
 			Name:             fmt.Sprintf("inbound|http|%d", p),
 			FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(p)},
 			Filters:          []*listenerv3.Filter{hcmFilter(hcm)},
+		})
+	}
+	for _, l := range limits {
+		prefix := fmt.Sprintf("inbound_%d", l.port)
+		hcm := envoyHCM(prefix, directionInbound, opts)
+		hcm.HttpFilters = []*hcmv3.HttpFilter{rateLimitFilter(prefix+"_ratelimit", &l.limit), routerFilter()}
+		hcm.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: inboundRouteConfig(l.port)}
+		prefixLen := uint32(32)
+		if ip := net.ParseIP(l.ip); ip != nil && ip.To4() == nil {
+			prefixLen = 128
+		}
+		chains = append(chains, &listenerv3.FilterChain{
+			Name: fmt.Sprintf("inbound|http|%d|%s", l.port, l.ip),
+			FilterChainMatch: &listenerv3.FilterChainMatch{
+				DestinationPort: wrapperspb.UInt32(l.port),
+				PrefixRanges:    []*corev3.CidrRange{{AddressPrefix: l.ip, PrefixLen: wrapperspb.UInt32(prefixLen)}},
+			},
+			Filters: []*listenerv3.Filter{hcmFilter(hcm)},
 		})
 	}
 	return &listenerv3.Listener{
@@ -173,6 +199,48 @@ func inboundL7Ports(in *ir.IR) []uint32 {
 		}
 	}
 	slices.Sort(out)
+	return out
+}
+
+// inboundLimit is the rate limit of one endpoint, enforced by its own sidecar.
+type inboundLimit struct {
+	ip    string
+	port  uint32
+	limit ir.RateLimit
+}
+
+// inboundRateLimits lists the ready endpoints of rate-limited ports on inbound L7 ports (l7, sorted),
+// sorted by port then address. An endpoint that two rate-limited Services share gets the limit of
+// the first in IR order.
+func inboundRateLimits(in *ir.IR, l7 []uint32) []inboundLimit {
+	seen := map[inboundLimit]bool{}
+	var out []inboundLimit
+	for _, svc := range in.Services {
+		for _, port := range svc.Ports {
+			if port.RateLimit == nil || port.Protocol == ir.ProtocolTCP {
+				continue
+			}
+			for _, ss := range port.Subsets {
+				if ss.Name != ir.AllEndpoints {
+					continue
+				}
+				for _, ep := range ss.Endpoints {
+					key := inboundLimit{ip: ep.Address, port: ep.Port}
+					if !ep.Ready || seen[key] || !slices.Contains(l7, ep.Port) {
+						continue
+					}
+					seen[key] = true
+					out = append(out, inboundLimit{ip: ep.Address, port: ep.Port, limit: *port.RateLimit})
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b inboundLimit) int {
+		if a.port != b.port {
+			return int(a.port) - int(b.port)
+		}
+		return strings.Compare(a.ip, b.ip)
+	})
 	return out
 }
 

@@ -23,7 +23,7 @@ func grpcAPIListener(svc *ir.Service, port *ir.ServicePort) *listenerv3.Listener
 			ConfigSource:    adsConfigSource(),
 			RouteConfigName: RouteConfigName(host, port.Port),
 		}},
-		HttpFilters: []*hcmv3.HttpFilter{routerFilter()},
+		HttpFilters: httpFilters(port),
 	}
 	return &listenerv3.Listener{
 		Name:        APIListenerName(host, port.Port),

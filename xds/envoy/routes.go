@@ -1,6 +1,7 @@
 package envoy
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -11,10 +12,14 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sluice-mesh/sluice/xds/ir"
 )
+
+// idempotentMethods are the methods retried unless a policy allows retrying POST and PATCH too.
+const idempotentMethods = "^(GET|HEAD|OPTIONS|PUT|DELETE|TRACE)$"
 
 // defaultRetryOn is used when the IR asks for retries without saying on what: HTTP 5xx and
 // connection failures for Envoy, and gRPC UNAVAILABLE, the only one of them grpc-go understands.
@@ -50,11 +55,17 @@ func buildRoute(host string, port *ir.ServicePort, r *ir.Route, clusters *cluste
 	if err != nil {
 		return nil, err
 	}
-	action, err := routeAction(host, port.Port, r, clusters)
+	action, err := routeAction(host, port, r, clusters)
 	if err != nil {
 		return nil, err
 	}
-	return &routev3.Route{Name: r.Name, Match: match, Action: &routev3.Route_Route{Route: action}}, nil
+	route := &routev3.Route{Name: r.Name, Match: match, Action: &routev3.Route_Route{Route: action}}
+	if r.Fault != nil {
+		// The fault filter is in both flavours' connection managers (see portHasFaults); grpc-go
+		// implements it, including this per-route override.
+		route.TypedPerFilterConfig = map[string]*anypb.Any{faultFilterName: toAny(faultConfig(r.Fault))}
+	}
+	return route, nil
 }
 
 func routeMatch(m *ir.Match, proto ir.Protocol) (*routev3.RouteMatch, error) {
@@ -66,8 +77,16 @@ func routeMatch(m *ir.Match, proto ir.Protocol) (*routev3.RouteMatch, error) {
 			return nil, fmt.Errorf("path %q does not start with prefix %q, so the route can never match", m.PathExact, m.PathPrefix)
 		}
 		rm.PathSpecifier = &routev3.RouteMatch_Path{Path: m.PathExact}
+	case m.PathPrefix != "" && m.PathRegex != "":
+		return nil, fmt.Errorf("both a path prefix %q and a path regex %q are set", m.PathPrefix, m.PathRegex)
 	case m.PathPrefix != "":
 		rm.PathSpecifier = &routev3.RouteMatch_Prefix{Prefix: m.PathPrefix}
+	case m.PathRegex != "":
+		re, err := safeRegex(m.PathRegex)
+		if err != nil {
+			return nil, fmt.Errorf("path: %w", err)
+		}
+		rm.PathSpecifier = &routev3.RouteMatch_SafeRegex{SafeRegex: re}
 	default:
 		// grpc-go NACKs a route without a path specifier.
 		rm.PathSpecifier = &routev3.RouteMatch_Prefix{Prefix: "/"}
@@ -84,12 +103,26 @@ func routeMatch(m *ir.Match, proto ir.Protocol) (*routev3.RouteMatch, error) {
 	} else if hm != nil {
 		rm.Headers = append(rm.Headers, hm)
 	}
+	// grpc-go skips a route with query parameter matchers: gRPC calls have no query string, so
+	// it could never match for them anyway.
+	for _, q := range m.QueryParams {
+		sm, err := valueMatcher(q)
+		if err != nil {
+			return nil, fmt.Errorf("query parameter %q: %w", q.Name, err)
+		}
+		qm := &routev3.QueryParameterMatcher{Name: q.Name}
+		if sm == nil {
+			qm.QueryParameterMatchSpecifier = &routev3.QueryParameterMatcher_PresentMatch{PresentMatch: true}
+		} else {
+			qm.QueryParameterMatchSpecifier = &routev3.QueryParameterMatcher_StringMatch{StringMatch: sm}
+		}
+		rm.QueryParameters = append(rm.QueryParameters, qm)
+	}
 	return rm, nil
 }
 
-func headerMatcher(h ir.HeaderMatch) (*routev3.HeaderMatcher, error) {
-	// grpc-go matches lower-case metadata keys only, and HTTP header names are case-insensitive.
-	hm := &routev3.HeaderMatcher{Name: strings.ToLower(h.Name)}
+// valueMatcher compares a header or query parameter value; nil means it must only be present.
+func valueMatcher(h ir.HeaderMatch) (*matcherv3.StringMatcher, error) {
 	set := 0
 	for _, v := range []string{h.Exact, h.Prefix, h.Regex} {
 		if v != "" {
@@ -98,20 +131,33 @@ func headerMatcher(h ir.HeaderMatch) (*routev3.HeaderMatcher, error) {
 	}
 	switch {
 	case set > 1:
-		return nil, fmt.Errorf("header %q: more than one of exact, prefix and regex is set", h.Name)
+		return nil, errors.New("more than one of exact, prefix and regex is set")
 	case h.Prefix != "":
-		hm.HeaderMatchSpecifier = stringMatch(&matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: h.Prefix}})
+		return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: h.Prefix}}, nil
 	case h.Regex != "":
 		re, err := safeRegex(h.Regex)
 		if err != nil {
-			return nil, fmt.Errorf("header %q: %w", h.Name, err)
+			return nil, err
 		}
-		hm.HeaderMatchSpecifier = stringMatch(&matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: re}})
+		return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: re}}, nil
 	case h.Exact != "":
-		hm.HeaderMatchSpecifier = stringMatch(&matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: h.Exact}})
-	default:
+		return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: h.Exact}}, nil
+	}
+	return nil, nil
+}
+
+func headerMatcher(h ir.HeaderMatch) (*routev3.HeaderMatcher, error) {
+	// grpc-go matches lower-case metadata keys only, and HTTP header names are case-insensitive.
+	hm := &routev3.HeaderMatcher{Name: strings.ToLower(h.Name)}
+	sm, err := valueMatcher(h)
+	if err != nil {
+		return nil, fmt.Errorf("header %q: %w", h.Name, err)
+	}
+	if sm == nil {
 		// Nothing to compare with (an empty exact value looks the same): the header must be present.
 		hm.HeaderMatchSpecifier = &routev3.HeaderMatcher_PresentMatch{PresentMatch: true}
+	} else {
+		hm.HeaderMatchSpecifier = stringMatch(sm)
 	}
 	return hm, nil
 }
@@ -183,8 +229,8 @@ func destinations(host string, port uint32, ds []ir.Destination, clusters *clust
 	return out, nil
 }
 
-func routeAction(host string, port uint32, r *ir.Route, clusters *clusterSet) (*routev3.RouteAction, error) {
-	wcs, err := destinations(host, port, r.Destinations, clusters)
+func routeAction(host string, port *ir.ServicePort, r *ir.Route, clusters *clusterSet) (*routev3.RouteAction, error) {
+	wcs, err := destinations(host, port.Port, r.Destinations, clusters)
 	if err != nil {
 		return nil, err
 	}
@@ -214,8 +260,19 @@ func routeAction(host string, port uint32, r *ir.Route, clusters *clusterSet) (*
 		if rt.PerTryTimeout > 0 {
 			rp.PerTryTimeout = duration(rt.PerTryTimeout)
 		}
+		if !rt.NonIdempotent && port.Protocol == ir.ProtocolHTTP {
+			// Safe default: Envoy retries only requests whose method is idempotent. grpc-go ignores
+			// this (and gRPC ports never get it: every gRPC call is a POST).
+			re, err := safeRegex(idempotentMethods)
+			if err != nil {
+				return nil, err
+			}
+			rp.RetriableRequestHeaders = []*routev3.HeaderMatcher{{Name: ":method", HeaderMatchSpecifier: stringMatch(
+				&matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: re}})}}
+		}
 		a.RetryPolicy = rp
 	}
+	a.HashPolicy = hashPolicies(port.Policy)
 	if m := r.Mirror; m != nil && m.Percent > 0 {
 		name := ClusterName(m.Port, m.Subset, ServiceHostname(m.Namespace, m.Service))
 		if !clusters.has(name) {
@@ -236,4 +293,23 @@ func fractionalPercent(p float64) *typev3.FractionalPercent {
 		return &typev3.FractionalPercent{Numerator: uint32(p), Denominator: typev3.FractionalPercent_HUNDRED}
 	}
 	return &typev3.FractionalPercent{Numerator: uint32(math.Round(p * 10000)), Denominator: typev3.FractionalPercent_MILLION}
+}
+
+// hashPolicies is what a consistent hash keys on, on every route of a port: a header (both
+// flavours) or a cookie (Envoy; grpc-go ignores cookie hash policies and hashes at random).
+func hashPolicies(p *ir.ClusterPolicy) []*routev3.RouteAction_HashPolicy {
+	switch {
+	case p == nil:
+		return nil
+	case p.HashHeader != "":
+		return []*routev3.RouteAction_HashPolicy{{PolicySpecifier: &routev3.RouteAction_HashPolicy_Header_{
+			Header: &routev3.RouteAction_HashPolicy_Header{HeaderName: strings.ToLower(p.HashHeader)}}}}
+	case p.HashCookie != nil:
+		c := &routev3.RouteAction_HashPolicy_Cookie{Name: p.HashCookie.Name, Path: "/"}
+		if p.HashCookie.TTL > 0 {
+			c.Ttl = duration(p.HashCookie.TTL)
+		}
+		return []*routev3.RouteAction_HashPolicy{{PolicySpecifier: &routev3.RouteAction_HashPolicy_Cookie_{Cookie: c}}}
+	}
+	return nil
 }

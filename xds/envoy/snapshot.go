@@ -216,18 +216,20 @@ func (b *builder) addPortRouting(out *portResources) error {
 
 // fixedResources are the resources that do not come from one Service port.
 type fixedResources struct {
-	l7Ports                         []uint32 // what virtualInbound was built for
+	l7Ports                         []uint32       // what virtualInbound was built for
+	limits                          []inboundLimit // and the rate limits it enforces
 	outbound, inbound               *listenerv3.Listener
 	passthrough, inboundPassthrough *clusterv3.Cluster
 	tracing                         *clusterv3.Cluster // nil without TracingCollector or on tracingErr
 	tracingErr                      error
 }
 
-func buildFixed(l7Ports []uint32, opts Options) *fixedResources {
+func buildFixed(l7Ports []uint32, limits []inboundLimit, opts Options) *fixedResources {
 	f := &fixedResources{
 		l7Ports:     l7Ports,
+		limits:      limits,
 		outbound:    virtualOutbound(opts),
-		inbound:     virtualInbound(l7Ports, opts),
+		inbound:     virtualInbound(l7Ports, limits, opts),
 		passthrough: originalDstCluster(PassthroughCluster, opts),
 	}
 	f.inboundPassthrough = originalDstCluster(InboundPassthroughCluster, opts)

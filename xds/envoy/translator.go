@@ -87,9 +87,10 @@ func (t *Translator) Translate(in *ir.IR) (*Snapshot, error) {
 		}
 	}
 	l7 := inboundL7Ports(in)
+	limits := inboundRateLimits(in, l7)
 	f := t.fixed
-	if f == nil || !slices.Equal(f.l7Ports, l7) {
-		f = buildFixed(l7, t.opts)
+	if f == nil || !slices.Equal(f.l7Ports, l7) || !slices.Equal(f.limits, limits) {
+		f = buildFixed(l7, limits, t.opts)
 	}
 	b.addFixed(f)
 	t.ports, t.fixed, t.servers = ports, f, servers

@@ -53,6 +53,9 @@ type ServicePort struct {
 	// Policy holds the port's connection-level settings (circuit breaking, outlier detection,
 	// load balancing); nil means the defaults.
 	Policy *ClusterPolicy `json:"policy,omitempty"`
+	// RateLimit caps the requests each ready endpoint of the port accepts (enforced by the
+	// endpoint's own sidecar); nil means no limit.
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
 	// Sources names the objects whose settings shaped this port (e.g. "TrafficPolicy shop/checkout"),
 	// so a rejected resource can be traced back to them.
 	Sources []ObjectRef `json:"sources,omitempty"`
@@ -92,6 +95,8 @@ type Route struct {
 	Timeout time.Duration `json:"timeout,omitempty"`
 	// Retry retries failed requests; nil means no retries.
 	Retry *Retry `json:"retry,omitempty"`
+	// Fault delays or aborts a share of the route's requests; nil means no fault injection.
+	Fault *Fault `json:"fault,omitempty"`
 }
 
 // DefaultRouteName names the route that matches every request.
@@ -99,14 +104,19 @@ const DefaultRouteName = "default"
 
 // Match is a set of conditions that must all hold. The zero Match takes every request.
 type Match struct {
-	PathExact  string        `json:"pathExact,omitempty"`
-	PathPrefix string        `json:"pathPrefix,omitempty"`
-	Headers    []HeaderMatch `json:"headers,omitempty"`
+	PathExact  string `json:"pathExact,omitempty"`
+	PathPrefix string `json:"pathPrefix,omitempty"`
+	// PathRegex is an RE2 expression the whole path must match; at most one path condition is set.
+	PathRegex string        `json:"pathRegex,omitempty"`
+	Headers   []HeaderMatch `json:"headers,omitempty"`
 	// Methods allowed; empty means any.
 	Methods []string `json:"methods,omitempty"`
+	// QueryParams must all match the query string.
+	QueryParams []HeaderMatch `json:"queryParams,omitempty"`
 }
 
-// HeaderMatch matches one header; exactly one of Exact, Prefix and Regex is set.
+// HeaderMatch matches one header (or query parameter): by Exact, Prefix or Regex, at most one of
+// them set; with none set the header must be present.
 type HeaderMatch struct {
 	Name   string `json:"name"`
 	Exact  string `json:"exact,omitempty"`
@@ -135,12 +145,90 @@ type Retry struct {
 	PerTryTimeout time.Duration `json:"perTryTimeout,omitempty"`
 	// RetryOn uses Envoy's names (5xx, reset, connect-failure, unavailable, ...).
 	RetryOn []string `json:"retryOn,omitempty"`
+	// NonIdempotent allows retrying POST and PATCH requests on HTTP ports; by default only the
+	// other methods are retried there.
+	NonIdempotent bool `json:"nonIdempotent,omitempty"`
+}
+
+// Fault delays and/or aborts a share of requests.
+type Fault struct {
+	Delay *FaultDelay `json:"delay,omitempty"`
+	Abort *FaultAbort `json:"abort,omitempty"`
+}
+
+// FaultDelay holds Percent of the requests for Duration.
+type FaultDelay struct {
+	Percent  float64       `json:"percent"`
+	Duration time.Duration `json:"duration"`
+}
+
+// FaultAbort answers Percent of the requests with HTTPStatus, or with GRPCStatus (a gRPC status
+// code, 1 to 16) when that is not zero.
+type FaultAbort struct {
+	Percent    float64 `json:"percent"`
+	HTTPStatus uint32  `json:"httpStatus,omitempty"`
+	GRPCStatus uint32  `json:"grpcStatus,omitempty"`
+}
+
+// RateLimit is a token bucket: RequestsPerSecond tokens a second, holding at most
+// RequestsPerSecond+Burst.
+type RateLimit struct {
+	RequestsPerSecond uint32 `json:"requestsPerSecond"`
+	Burst             uint32 `json:"burst,omitempty"`
 }
 
 // ClusterPolicy is the connection-level behaviour towards a port's endpoints.
 type ClusterPolicy struct {
 	// LoadBalancer is RoundRobin (the default), LeastRequest, Random, RingHash or Maglev.
 	LoadBalancer string `json:"loadBalancer,omitempty"`
+	// HashHeader or HashCookie is what RingHash and Maglev hash (set on every route of the port);
+	// neither means a random hash.
+	HashHeader string      `json:"hashHeader,omitempty"`
+	HashCookie *HashCookie `json:"hashCookie,omitempty"`
+	// CircuitBreaker caps what is in flight towards the port; nil means the proxies' defaults.
+	CircuitBreaker *CircuitBreaker `json:"circuitBreaker,omitempty"`
+	// RetryBudget caps the retries in flight as a share of the requests in flight.
+	RetryBudget *RetryBudget `json:"retryBudget,omitempty"`
+	// OutlierDetection ejects failing endpoints; nil means none.
+	OutlierDetection *OutlierDetection `json:"outlierDetection,omitempty"`
+}
+
+// HashCookie is the cookie a consistent hash keys on; with a TTL the proxy sets it when absent.
+type HashCookie struct {
+	Name string        `json:"name"`
+	TTL  time.Duration `json:"ttl,omitempty"`
+}
+
+// CircuitBreaker thresholds; zero means the proxies' default.
+type CircuitBreaker struct {
+	MaxConnections     uint32 `json:"maxConnections,omitempty"`
+	MaxPendingRequests uint32 `json:"maxPendingRequests,omitempty"`
+	MaxRequests        uint32 `json:"maxRequests,omitempty"`
+	// MaxRetries is a pointer because zero retries in flight is a meaningful cap.
+	MaxRetries *uint32 `json:"maxRetries,omitempty"`
+}
+
+// RetryBudget allows Percent of the active requests as retries, and at least MinConcurrency.
+type RetryBudget struct {
+	Percent        float64 `json:"percent"`
+	MinConcurrency uint32  `json:"minConcurrency"`
+}
+
+// OutlierDetection ejects endpoints after Consecutive5xx failures in a row (zero: not by that
+// rule) and/or by FailurePercentage.
+type OutlierDetection struct {
+	Consecutive5xx     uint32             `json:"consecutive5xx,omitempty"`
+	FailurePercentage  *FailurePercentage `json:"failurePercentage,omitempty"`
+	Interval           time.Duration      `json:"interval"`
+	BaseEjectionTime   time.Duration      `json:"baseEjectionTime"`
+	MaxEjectionPercent uint32             `json:"maxEjectionPercent"`
+}
+
+// FailurePercentage ejects endpoints whose failure share in an interval reaches Threshold.
+type FailurePercentage struct {
+	Threshold     uint32 `json:"threshold"`
+	MinimumHosts  uint32 `json:"minimumHosts"`
+	RequestVolume uint32 `json:"requestVolume"`
 }
 
 // ObjectRef names a Kubernetes object that contributed to the IR.

@@ -16,6 +16,10 @@ type Problem struct {
 	// Field is the path of the field at fault, e.g. spec.mirror.service.
 	Field   string `json:"field,omitempty"`
 	Message string `json:"message"`
+	// Warning marks a problem that does not stop the object from applying: a kind of client
+	// (proxyless gRPC) cannot honour a field, or a subset has no endpoints yet. The controller
+	// keeps Accepted True and names these in its message.
+	Warning bool `json:"warning,omitempty"`
 }
 
 func (p Problem) String() string {
@@ -30,6 +34,10 @@ type Problems []Problem
 
 func (ps *Problems) add(obj ir.ObjectRef, reason, field, format string, args ...any) {
 	*ps = append(*ps, Problem{Object: obj, Reason: reason, Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+func (ps *Problems) warn(obj ir.ObjectRef, reason, field, format string, args ...any) {
+	*ps = append(*ps, Problem{Object: obj, Reason: reason, Field: field, Message: fmt.Sprintf(format, args...), Warning: true})
 }
 
 // For returns the problems of one object.
@@ -48,6 +56,9 @@ func (ps Problems) sort() {
 		a, b := ps[i], ps[j]
 		if a.Object != b.Object {
 			return a.Object.String() < b.Object.String()
+		}
+		if a.Warning != b.Warning {
+			return !a.Warning
 		}
 		return a.Field < b.Field
 	})

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"fmt"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -50,8 +51,9 @@ func canaryServing(ro *meshv1alpha1.Rollout) bool {
 
 // applyRollout splits the routes that send to the whole Service between the stable and the canary
 // revision by the Rollout's current weight, adds the header route to the canary, and mirrors to the
-// canary. Routes that pin a subset keep it during a canary.
-func applyRollout(p *ir.ServicePort, routes []ir.Route, ro *meshv1alpha1.Rollout, eps []endpoint, problems *Problems) []ir.Route {
+// canary. Routes that pin a subset keep it during a canary. What the TrafficPolicy tp (nil if none)
+// asks for that the Rollout overrides is reported on the policy.
+func applyRollout(p *ir.ServicePort, routes []ir.Route, ro *meshv1alpha1.Rollout, tp *meshv1alpha1.TrafficPolicy, eps []endpoint, problems *Problems) []ir.Route {
 	ref := refOf("Rollout", ro.Namespace, ro.Name)
 	if p.Protocol == ir.ProtocolTCP {
 		problems.add(ref, "UnsupportedProtocol", "spec.service.port",
@@ -59,6 +61,9 @@ func applyRollout(p *ir.ServicePort, routes []ir.Route, ro *meshv1alpha1.Rollout
 		return routes
 	}
 	p.Sources = append(p.Sources, ref)
+	if tp != nil {
+		routes = rolloutConflicts(p, routes, ro, tp, problems)
+	}
 	if !canaryRunning(ro) {
 		return routes
 	}
@@ -105,6 +110,37 @@ func applyRollout(p *ir.ServicePort, routes []ir.Route, ro *meshv1alpha1.Rollout
 		out = append(out, r)
 	}
 	return out
+}
+
+// rolloutConflicts reports on the TrafficPolicy what cannot hold next to the Rollout of the same
+// Service port, and drops a route whose name the Rollout's header route takes.
+func rolloutConflicts(p *ir.ServicePort, routes []ir.Route, ro *meshv1alpha1.Rollout, tp *meshv1alpha1.TrafficPolicy, problems *Problems) []ir.Route {
+	ref := refOf("TrafficPolicy", tp.Namespace, tp.Name)
+	for _, s := range tp.Spec.Subsets {
+		if s.Name == SubsetStable || s.Name == SubsetCanary {
+			problems.add(ref, "RolloutConflict", "spec.subsets",
+				"subset %q is the name of a revision of Rollout %s on port %d, which replaces it while a canary runs; rename the subset",
+				s.Name, ro.Name, p.Port)
+		}
+	}
+	if tp.Spec.Mirror != nil && ro.Spec.Strategy.Canary != nil && ro.Spec.Strategy.Canary.MirrorPercent != nil && *ro.Spec.Strategy.Canary.MirrorPercent > 0 {
+		problems.add(ref, "RolloutConflict", "spec.mirror",
+			"Rollout %s mirrors to its canary, which replaces this mirror on the routes without explicit destinations while a canary runs; a request is mirrored to one place only",
+			ro.Name)
+	}
+	if ro.Spec.Strategy.Canary != nil && ro.Spec.Strategy.Canary.HeaderRoute != nil {
+		out := routes[:0:0]
+		for i, r := range routes {
+			if r.Name == RouteCanaryHeader && i < len(tp.Spec.Routes) {
+				problems.add(ref, "RolloutConflict", fmt.Sprintf("spec.routes[%d].name", i),
+					"the route name %q is taken by Rollout %s's header route; the route is left out until it is renamed", r.Name, ro.Name)
+				continue
+			}
+			out = append(out, r)
+		}
+		routes = out
+	}
+	return routes
 }
 
 // replaceSubset puts s in place of a subset of the same name, or adds it.

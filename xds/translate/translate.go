@@ -25,6 +25,9 @@ func Translate(res *resources.Resources) (*ir.IR, Problems) {
 	}
 	policies := selectPolicies(res.TrafficPolicies, services, &problems)
 	rollouts := selectRollouts(res.Rollouts, services, &problems)
+	for _, tp := range policies {
+		grpcLimits(tp, &problems)
+	}
 
 	out := &ir.IR{}
 	for _, svc := range sortedServices(res.Services) {
@@ -49,11 +52,15 @@ func Translate(res *resources.Resources) (*ir.IR, Problems) {
 				Subsets:  []ir.Subset{allEndpoints(eps)},
 			}
 			routes := []ir.Route{defaultRoute()}
-			if tp := policies[key]; tp != nil && protocol != ir.ProtocolTCP {
+			tp := policies[key]
+			if protocol == ir.ProtocolTCP {
+				tp = nil
+			}
+			if tp != nil {
 				routes = applyPolicy(&p, routes, tp, eps, services, &problems)
 			}
 			if ro := rollouts[key]; ro != nil && uint32(ro.Spec.Service.Port) == p.Port {
-				routes = applyRollout(&p, routes, ro, eps, &problems)
+				routes = applyRollout(&p, routes, ro, tp, eps, &problems)
 			}
 			p.Routes = routes
 			sort.Slice(p.Subsets, func(i, j int) bool { return p.Subsets[i].Name < p.Subsets[j].Name })
