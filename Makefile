@@ -103,5 +103,25 @@ install: manifests ## Install the CRDs into the cluster of the current kubeconfi
 	$(KUSTOMIZE) build config/crd | kubectl apply --server-side -f -
 
 .PHONY: demo
-demo: ## The local sandbox (not built yet).
-	@echo "make demo: the local sandbox is not built yet (it arrives with the sandbox issue)." >&2; exit 1
+demo: sandbox-build ## The story on a local sandbox: a canary promoted, a bad one rolled back (exit 0 if both).
+	bin/sluice-sandbox demo
+
+.PHONY: sandbox
+sandbox: sandbox-build ## The local sandbox in the foreground, for exploring (Ctrl-C stops it).
+	bin/sluice-sandbox run
+
+.PHONY: sandbox-up
+sandbox-up: sandbox-build ## Start the local sandbox in the background; returns once it is ready.
+	bin/sluice-sandbox up
+
+.PHONY: sandbox-down
+sandbox-down: ## Stop the background sandbox.
+	@if [ -x bin/sluice-sandbox ]; then bin/sluice-sandbox down; else echo "No sandbox runs."; fi
+
+.PHONY: test-e2e
+test-e2e: ## Run the sandbox end to end (the demo, sandbox-up/down); make test includes it.
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" PROMETHEUS_BINARY="$$(hack/prometheus.sh)" KWOK_BINARY="$$(hack/kwok.sh)" go test ./test/e2e/ -count=1 -v
+
+.PHONY: sandbox-build
+sandbox-build: ## Build the sandbox and the demo app into bin/.
+	go build -o bin/ ./cmd/sluice-sandbox ./cmd/demoapp

@@ -34,6 +34,10 @@ type Options struct {
 	MetricsAddr string
 	// ServerOptions are added to the gRPC server's own (the OpenTelemetry metrics).
 	ServerOptions []grpc.ServerOption
+	// XDS serves as a proxyless gRPC xDS server: it serves only once the control plane named by its
+	// bootstrap (GRPC_XDS_BOOTSTRAP, or an xds.BootstrapContentsForTesting server option) has sent
+	// the Listener for its address, and takes its security and routing from there.
+	XDS bool
 }
 
 func validPercent(p int) error {

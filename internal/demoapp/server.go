@@ -7,6 +7,7 @@ package demoapp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -14,11 +15,20 @@ import (
 
 	"google.golang.org/grpc"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/xds"
 )
+
+// grpcServer is what Server needs of a plain or an xDS-enabled gRPC server.
+type grpcServer interface {
+	grpc.ServiceRegistrar
+	Serve(net.Listener) error
+	Stop()
+	GracefulStop()
+}
 
 // Server is a running demo app.
 type Server struct {
-	grpc    *grpc.Server
+	grpc    grpcServer
 	grpcLis net.Listener
 	http    *http.Server
 	httpLis net.Listener
@@ -56,7 +66,19 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 
-	s.grpc = grpc.NewServer(append([]grpc.ServerOption{m.serverOption()}, opts.ServerOptions...)...)
+	serverOpts := append([]grpc.ServerOption{m.serverOption()}, opts.ServerOptions...)
+	if opts.XDS {
+		xs, err := xds.NewGRPCServer(serverOpts...)
+		if err != nil {
+			_ = s.grpcLis.Close()
+			_ = s.httpLis.Close()
+			_ = m.shutdown(ctx)
+			return nil, fmt.Errorf("creating the xDS gRPC server: %w", err)
+		}
+		s.grpc = xs
+	} else {
+		s.grpc = grpc.NewServer(serverOpts...)
+	}
 	testpb.RegisterTestServiceServer(s.grpc, &testService{hostname: opts.Hostname, version: opts.Version, faults: s.faults})
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.handler)

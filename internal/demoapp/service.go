@@ -60,7 +60,7 @@ func (s *testService) misbehave(ctx context.Context) error {
 		}
 	}
 	if s.faults.fail() {
-		return status.Error(codes.Unavailable, fmt.Sprintf("demoapp %s: injected failure", s.hostname))
+		return status.Error(codes.Unavailable, fmt.Sprintf("demoapp %s (version %s): injected failure", s.hostname, s.version))
 	}
 	return nil
 }

@@ -57,6 +57,9 @@ const (
 	childFD = 3
 
 	reportOK = "ok"
+
+	// envListeners lists the file descriptors of the host listeners in the re-executed program.
+	envListeners = "SLUICE_PODNET_LISTENERS"
 )
 
 // ErrUnavailable is wrapped by Enter's error when the namespaces cannot be created or set up here.
@@ -65,8 +68,11 @@ var ErrUnavailable = errors.New("podnet: user and network namespaces are not ava
 func init() {
 	// The report pipe is not close-on-exec in the re-executed program (it came as an extra file);
 	// without this, processes started before Enter would keep it open and the parent would wait
-	// for them.
+	// for them. The same goes for the host listeners.
 	if fd, ok := reportFD(); ok {
+		syscall.CloseOnExec(fd)
+	}
+	for _, fd := range hostListenerFDs() {
 		syscall.CloseOnExec(fd)
 	}
 }
@@ -86,7 +92,16 @@ func Inside() bool { return os.Getenv(envMarker) == markerReady }
 //
 // In the re-executed program, Enter brings lo up, makes PodCIDR and NodeCIDR local (over netlink;
 // no ip binary needed), and returns nil. When the process is already inside, it returns nil.
-func Enter() error {
+func Enter() error { return enter(nil) }
+
+// EnterListening is Enter, with TCP listeners opened on the host before entering: addrs are
+// host:port addresses of the host's network (port 0 for a free one). Inside, HostListeners returns
+// them, in the same order: connections from the host's network arrive on them, although
+// everything else inside sees only the namespace's network. A program that runs servers inside
+// proxies these to them, so that the host's kubectl or clients can reach them.
+func EnterListening(addrs ...string) error { return enter(addrs) }
+
+func enter(hostAddrs []string) error {
 	if Inside() {
 		return nil
 	}
@@ -94,7 +109,7 @@ func Enter() error {
 		enterChild(fd) // returns only on success
 		return nil
 	}
-	code, err := runInside()
+	code, err := runInside(hostAddrs)
 	if err != nil {
 		return err
 	}
@@ -107,13 +122,16 @@ func Enter() error {
 // built) and passes its results on in the environment with os.Setenv, which the re-executed
 // program inherits. Inside, prepare does not run again. An error from prepare is returned as is
 // (it does not wrap ErrUnavailable).
-func EnterAfter(prepare func() error) error {
+func EnterAfter(prepare func() error) error { return EnterListeningAfter(prepare) }
+
+// EnterListeningAfter is EnterAfter with the host listeners of EnterListening.
+func EnterListeningAfter(prepare func() error, hostAddrs ...string) error {
 	if os.Getenv(envMarker) == "" {
 		if err := prepare(); err != nil {
 			return err
 		}
 	}
-	return Enter()
+	return enter(hostAddrs)
 }
 
 func reportFD() (int, bool) {
@@ -144,7 +162,18 @@ func enterChild(fd int) {
 
 // runInside runs this program again in new namespaces and returns its exit code, or an error if
 // it could not enter them.
-func runInside() (int, error) {
+func runInside(hostAddrs []string) (int, error) {
+	// A socket stays in the namespace it was made in, whichever process holds it: listeners made
+	// here accept connections from the host's network inside the child.
+	listeners, err := listenFiles(hostAddrs)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		for _, f := range listeners {
+			_ = f.Close() // the child has its own copies
+		}
+	}()
 	r, w, err := os.Pipe()
 	if err != nil {
 		return 0, fmt.Errorf("podnet: %w", err)
@@ -155,7 +184,14 @@ func runInside() (int, error) {
 	cmd.Args[0] = os.Args[0]
 	cmd.Env = append(os.Environ(), envMarker+"="+markerFD+strconv.Itoa(childFD))
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.ExtraFiles = []*os.File{w}
+	cmd.ExtraFiles = append([]*os.File{w}, listeners...)
+	if len(listeners) > 0 {
+		fds := make([]string, len(listeners))
+		for i := range listeners {
+			fds[i] = strconv.Itoa(childFD + 1 + i)
+		}
+		cmd.Env = append(cmd.Env, envListeners+"="+strings.Join(fds, ","))
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNET,
 		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},

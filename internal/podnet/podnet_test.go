@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv(helperEnv); mode != "" {
 		os.Exit(helper(mode))
 	}
-	enterErr = podnet.Enter()
+	enterErr = podnet.EnterListening("127.0.0.1:0")
 	if enterErr != nil {
 		fmt.Fprintln(os.Stderr, "podnet tests run outside a namespace:", enterErr)
 	}

@@ -17,7 +17,7 @@ func fakeRuntime(t *testing.T, c *Cluster, namespace string, log *[]string) *Run
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	r := &Runtime{
-		c: c, t: t, namespace: namespace, ctx: ctx, cancel: cancel,
+		c: c, errorf: t.Errorf, namespace: namespace, ctx: ctx, cancel: cancel,
 		pods: map[types.UID]*runningPod{}, handled: map[types.UID]bool{},
 		start: func(_ context.Context, pod *corev1.Pod) (func(), error) {
 			*log = append(*log, fmt.Sprintf("start %s %s", pod.Name, pod.Status.PodIP))

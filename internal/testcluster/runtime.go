@@ -34,8 +34,9 @@ type StartFunc func(ctx context.Context, pod *corev1.Pod) (stop func(), err erro
 // never listen on one address, whatever order the events come in. The StartFunc and stop run
 // within that sequence: they must not wait for other pods' events, nor call RunPods or Stop.
 type Runtime struct {
-	c         *Cluster
-	t         testing.TB
+	c *Cluster
+	// errorf reports a pod that failed to start or to be marked serving.
+	errorf    func(format string, args ...any)
 	namespace string
 	start     StartFunc
 	ctx       context.Context
@@ -65,9 +66,17 @@ type runningPod struct {
 // marked as serving (ServingGate), fails t.
 func (c *Cluster) RunPods(t testing.TB, namespace string, start StartFunc) *Runtime {
 	t.Helper()
+	r := c.Run(namespace, start, t.Errorf)
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// Run is RunPods outside a test (the sandbox): errorf reports a pod that failed to start or to be
+// marked serving, and the Runtime stops on Stop or when the Cluster stops.
+func (c *Cluster) Run(namespace string, start StartFunc, errorf func(format string, args ...any)) *Runtime {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Runtime{
-		c: c, t: t, namespace: namespace, start: start, ctx: ctx, cancel: cancel,
+		c: c, errorf: errorf, namespace: namespace, start: start, ctx: ctx, cancel: cancel,
 		pods: map[types.UID]*runningPod{}, handled: map[types.UID]bool{},
 	}
 	c.runtimesMu.Lock()
@@ -78,7 +87,6 @@ func (c *Cluster) RunPods(t testing.TB, namespace string, start StartFunc) *Runt
 		r.sync(obj, false)
 	}
 	c.runtimesMu.Unlock()
-	t.Cleanup(r.Stop)
 	return r
 }
 
@@ -188,7 +196,7 @@ func (r *Runtime) run(pod *corev1.Pod) {
 	stop, err := r.start(ctx, pod.DeepCopy())
 	if err != nil {
 		cancel()
-		r.t.Errorf("testcluster: starting pod %s/%s (IP %s): %v", pod.Namespace, pod.Name, ip, err)
+		r.errorf("testcluster: starting pod %s/%s (IP %s): %v", pod.Namespace, pod.Name, ip, err)
 		return
 	}
 	p := &runningPod{r: r, uid: pod.UID, key: pod.Namespace + "/" + pod.Name, ip: ip, stop: stop, cancel: cancel}
@@ -198,7 +206,7 @@ func (r *Runtime) run(pod *corev1.Pod) {
 	r.c.serving[ip] = p
 	if hasServingGate(pod) {
 		if err := r.markServing(r.ctx, pod); err != nil {
-			r.t.Errorf("testcluster: marking pod %s/%s Ready: %v", pod.Namespace, pod.Name, err)
+			r.errorf("testcluster: marking pod %s/%s Ready: %v", pod.Namespace, pod.Name, err)
 		}
 	}
 }

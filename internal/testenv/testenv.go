@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -36,8 +37,18 @@ type Env struct {
 // otherwise what hack/envtest.sh builds or finds in its cache.
 func Assets() (string, error) { return repo.Tool("KUBEBUILDER_ASSETS", "envtest.sh") }
 
+// Options change the API server Start runs.
+type Options struct {
+	// ServiceClusterIPRange replaces envtest's default Service range, which holds only 253
+	// Services (10.0.0.0/24).
+	ServiceClusterIPRange string
+}
+
 // Start starts etcd and kube-apiserver with Sluice's CRDs installed. Call Stop when done.
-func Start() (*Env, error) {
+func Start() (*Env, error) { return StartWith(Options{}) }
+
+// StartWith is Start with options.
+func StartWith(opts Options) (*Env, error) {
 	assets, err := Assets()
 	if err != nil {
 		return nil, err
@@ -46,6 +57,9 @@ func Start() (*Env, error) {
 		BinaryAssetsDirectory: assets,
 		CRDDirectoryPaths:     []string{filepath.Join(repo.Root(), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
+	}
+	if opts.ServiceClusterIPRange != "" {
+		env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", opts.ServiceClusterIPRange)
 	}
 	cfg, err := env.Start()
 	if err != nil {
@@ -90,4 +104,18 @@ func (e *Env) Stop() error {
 		_ = os.RemoveAll(e.tmp)
 	}
 	return e.env.Stop()
+}
+
+// KubeconfigFor returns the kubeconfig of the API server with its address replaced by server
+// (https://host:port), for a client that reaches it through a proxy; the certificates stay valid
+// as long as the host is one the serving certificate names (127.0.0.1 or localhost).
+func (e *Env) KubeconfigFor(server string) ([]byte, error) {
+	cfg, err := clientcmd.Load(e.env.KubeConfig)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cfg.Clusters {
+		c.Server = server
+	}
+	return clientcmd.Write(*cfg)
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/sluice-mesh/sluice/internal/podnet"
 )
 
 // initialGroups is Options.Targets (labelled with ExtraLabels only) followed by
@@ -66,11 +68,15 @@ func checkTarget(t string) error {
 	if err != nil {
 		return fmt.Errorf("target %q: %w", t, err)
 	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("target %q: tests may only scrape loopback addresses", t)
+	ip := net.ParseIP(host)
+	if ip != nil && (ip.IsLoopback() || podnet.Inside() && podNet.Contains(ip)) {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("target %q: tests may only scrape loopback addresses (and pod IPs inside internal/podnet)", t)
 }
+
+// podNet is podnet.PodCIDR: local addresses inside the namespace, never routed outside it.
+var podNet = func() *net.IPNet { _, n, _ := net.ParseCIDR(podnet.PodCIDR); return n }()
 
 func nonNil(s []string) []string {
 	if s == nil {

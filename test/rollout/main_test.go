@@ -74,7 +74,7 @@ func run(m *testing.M) int {
 		return fail(err)
 	}
 	defer func() { _ = prom.Stop() }()
-	if err := scrapes.watch(ctx, prom); err != nil {
+	if err := scrapes.Watch(ctx, prom); err != nil {
 		return fail(err)
 	}
 

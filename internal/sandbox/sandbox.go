@@ -1,0 +1,184 @@
+// Package sandbox runs a local Kubernetes with the mesh in it, without Docker or a cluster: the
+// real kube-apiserver and etcd (internal/testenv), kube-controller-manager and kwok for pods
+// (internal/testcluster), a local process per demo pod on the pod's own IP (internal/podnet makes
+// pod IPs local), a real Prometheus scraping the pods, and the Sluice operator. cmd/sluice-sandbox
+// drives it (make demo, make sandbox).
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/sluice-mesh/sluice/internal/manager"
+	"github.com/sluice-mesh/sluice/internal/testcluster"
+	"github.com/sluice-mesh/sluice/internal/testenv"
+	"github.com/sluice-mesh/sluice/internal/testmesh"
+	"github.com/sluice-mesh/sluice/internal/testprom"
+)
+
+// Addresses inside the sandbox's network namespace.
+const (
+	// XDSAddr is where the operator serves xDS to the pods and the demo's clients.
+	XDSAddr = "127.0.0.1:15010"
+	// ServiceCIDR holds the Services' cluster IPs (envtest's default holds only 253).
+	ServiceCIDR = "10.96.0.0/16"
+)
+
+// Options configure a Sandbox.
+type Options struct {
+	// StateDir holds what a user needs from outside: kubeconfig, grpc-bootstrap.json, logs.
+	StateDir string
+	// DemoApp is the demoapp binary run for pods of the demo image.
+	DemoApp string
+	// APIServerListener, when set, is a listener on the host's network (podnet.HostListeners)
+	// that is proxied to the API server, so kubectl outside the sandbox reaches it; the
+	// kubeconfig in StateDir then points at it.
+	APIServerListener net.Listener
+	// Log receives the sandbox's own messages (pods started and stopped, problems).
+	Log io.Writer
+}
+
+// Sandbox is a running sandbox.
+type Sandbox struct {
+	opts     Options
+	Env      *testenv.Env
+	Client   client.Client
+	Cluster  *testcluster.Cluster
+	Prom     *testprom.Server
+	Operator *testmesh.Operator
+
+	scrapes *testprom.PodTargets
+	opLog   *os.File
+	pods    *testcluster.Runtime
+	proxy   *hostProxy
+}
+
+// Start starts every part and returns once the mesh is ready for workloads. Call Stop when done,
+// also after an error (it stops what had started). It must run inside podnet.
+func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	if err := os.MkdirAll(opts.StateDir, 0o755); err != nil {
+		return nil, err
+	}
+	// The operator's log goes to a file: the terminal is for the story.
+	opLog, err := os.Create(filepath.Join(opts.StateDir, "operator.log"))
+	if err != nil {
+		return nil, err
+	}
+	ctrl.SetLogger(zap.New(zap.WriteTo(opLog)))
+	s := &Sandbox{opts: opts, scrapes: testprom.NewPodTargets(), opLog: opLog}
+	defer func() {
+		if err != nil {
+			s.Stop()
+		}
+	}()
+	step := func(what string, f func() error) error {
+		start := time.Now()
+		if err := f(); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		fmt.Fprintf(opts.Log, "  %-44s %5.1fs\n", what, time.Since(start).Seconds())
+		return nil
+	}
+	if err := step("kube-apiserver and etcd", func() (err error) {
+		s.Env, err = testenv.StartWith(testenv.Options{ServiceClusterIPRange: ServiceCIDR})
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	s.Client = s.Env.Client
+	if err := step("kube-controller-manager and kwok (one node)", func() (err error) {
+		s.Cluster, err = testcluster.New(ctx, s.Env, testcluster.Options{})
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if err := step("Prometheus", func() (err error) {
+		if s.Prom, err = testprom.Start(ctx, testprom.Options{ScrapeInterval: time.Second, JobName: "sluice-pods"}); err != nil {
+			return err
+		}
+		return s.scrapes.Watch(ctx, s.Prom)
+	}); err != nil {
+		return nil, err
+	}
+	if err := step("Sluice operator", func() (err error) {
+		s.Operator, err = testmesh.StartOperator(s.Env.Config, manager.Options{
+			XDSAddr:           XDSAddr,
+			PrometheusAddress: s.Prom.URL(),
+			GracefulShutdown:  5 * time.Second,
+		})
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	s.pods = s.Cluster.Run("", s.startPod, func(format string, args ...any) {
+		fmt.Fprintf(opts.Log, "  pods: "+format+"\n", args...)
+	})
+	if err := s.writeState(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// writeState writes the kubeconfig (for the host when there is an API server listener) and the
+// gRPC bootstrap.
+func (s *Sandbox) writeState() error {
+	server := s.Env.Config.Host
+	if l := s.opts.APIServerListener; l != nil {
+		s.proxy = startHostProxy(l, hostOf(server))
+		server = "https://" + l.Addr().String()
+	}
+	kubeconfig, err := s.Env.KubeconfigFor(server)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(s.opts.StateDir, "kubeconfig"), kubeconfig, 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(s.opts.StateDir, "grpc-bootstrap.json"),
+		testmesh.Bootstrap(XDSAddr, "grpc~127.0.0.1~sandbox-client~default.svc.cluster.local"), 0o644)
+}
+
+// Kubeconfig is the path of the kubeconfig file for the sandbox's API server.
+func (s *Sandbox) Kubeconfig() string { return filepath.Join(s.opts.StateDir, "kubeconfig") }
+
+// Stop stops every part, the pods first.
+func (s *Sandbox) Stop() {
+	if s.pods != nil {
+		s.pods.Stop()
+	}
+	if s.proxy != nil {
+		s.proxy.stop()
+	}
+	if s.Operator != nil {
+		s.Operator.Stop()
+	}
+	var errs []error
+	if s.Prom != nil {
+		errs = append(errs, s.Prom.Stop())
+	}
+	if s.Cluster != nil {
+		errs = append(errs, s.Cluster.Stop())
+	}
+	if s.Env != nil {
+		errs = append(errs, s.Env.Stop())
+	}
+	if s.opLog != nil {
+		errs = append(errs, s.opLog.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		fmt.Fprintln(s.opts.Log, "  stopping:", err)
+	}
+}
