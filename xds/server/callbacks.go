@@ -73,7 +73,7 @@ func (c callbacks) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) er
 		nonce:   req.GetResponseNonce(),
 		version: req.GetVersionInfo(),
 		errInfo: req.GetErrorDetail(),
-		names:   req.GetResourceNames(),
+		token:   req.GetResourceNames(),
 	})
 }
 
@@ -86,23 +86,21 @@ func (c callbacks) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryR
 	}
 	req.Node = node
 	return c.t.request(c.deltaKey(id), request{
-		delta:       true,
-		typeURL:     req.GetTypeUrl(),
-		nonce:       req.GetResponseNonce(),
-		errInfo:     req.GetErrorDetail(),
-		subscribe:   req.GetResourceNamesSubscribe(),
-		unsubscribe: req.GetResourceNamesUnsubscribe(),
+		typeURL: req.GetTypeUrl(),
+		nonce:   req.GetResponseNonce(),
+		errInfo: req.GetErrorDetail(),
+		token:   req.GetResourceNamesSubscribe(),
 	})
 }
 
 // OnStreamResponse remembers a state-of-the-world response until the proxy answers it.
 func (c callbacks) OnStreamResponse(_ context.Context, id int64, _ *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
-	c.t.sent(c.sotwKey(id), resp.GetTypeUrl(), c.t.sentSotw(resp))
+	c.t.sent(c.sotwKey(id), resp.GetTypeUrl(), resp.GetNonce(), resp.GetVersionInfo())
 }
 
 // OnStreamDeltaResponse remembers a delta response until the proxy answers it.
 func (c callbacks) OnStreamDeltaResponse(id int64, _ *discovery.DeltaDiscoveryRequest, resp *discovery.DeltaDiscoveryResponse) {
-	c.t.sent(c.deltaKey(id), resp.GetTypeUrl(), c.t.sentDelta(resp))
+	c.t.sent(c.deltaKey(id), resp.GetTypeUrl(), resp.GetNonce(), resp.GetSystemVersionInfo())
 }
 
 func (t *tracker) open(ctx context.Context, key streamKey, typeURL string) {
@@ -112,6 +110,7 @@ func (t *tracker) open(ctx context.Context, key streamKey, typeURL string) {
 		defaultType: typeURL,
 		openedAt:    time.Now(),
 		types:       map[string]*typeState{},
+		session:     sessionFrom(ctx),
 	}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		st.address = p.Addr.String()
@@ -177,15 +176,12 @@ func (t *tracker) node(key streamKey, n *core.Node) (*core.Node, error) {
 
 // request is what the tracker needs of a sotw or delta request.
 type request struct {
-	delta   bool
 	typeURL string
 	nonce   string
 	version string // sotw: version_info, the last version the client accepted
 	errInfo *rpcstatus.Status
-	// sotw subscription
-	names []string
-	// delta subscription changes
-	subscribe, unsubscribe []string
+	// token is what the session left of the subscription: the names that carry its token.
+	token []string
 }
 
 func (t *tracker) request(key streamKey, req request) error {
@@ -209,12 +205,12 @@ func (t *tracker) request(key streamKey, req request) error {
 	st.mu.Lock()
 	ts := st.types[req.typeURL]
 	if ts == nil {
-		ts = &typeState{names: map[string]struct{}{}}
-		// Legacy wildcard: a first request that names nothing asks for everything.
-		ts.wildcard = len(req.names) == 0 && len(req.subscribe) == 0
+		ts = &typeState{}
 		st.types[req.typeURL] = ts
 	}
-	ts.subscribe(req, t.intern)
+	if sst := st.takeRequest(req.token); sst != nil {
+		ts.sub = sst.sub
+	}
 	if req.nonce != "" {
 		answered := ts.take(req.nonce)
 		if req.errInfo != nil {
@@ -243,72 +239,17 @@ func (t *tracker) request(key streamKey, req request) error {
 	return nil
 }
 
-// subscribe applies the request's subscription to ts. Names are kept as the interner shares them.
-func (ts *typeState) subscribe(req request, in *interner) {
-	if !req.delta {
-		h := listHash(req.names)
-		if ts.repeats(req.names, h) {
-			if ts.heldOutside {
-				ts.forgetUnsubscribed()
-			}
-			return
-		}
-		ts.names = make(map[string]struct{}, len(req.names))
-		ts.namesHash = h
-		wildcard := ts.wildcard && len(req.names) == 0
-		in.lookup(func(intern func(string) string, _ func([]byte) string) {
-			for _, n := range req.names {
-				if n == "*" {
-					wildcard = true
-					continue
-				}
-				ts.names[intern(n)] = struct{}{}
-			}
-		})
-		ts.wildcard = wildcard
-		ts.forgetUnsubscribed()
-		return
+// takeRequest applies the subscription of the request that carries token (see session.go) and
+// returns the session's state of its type; nil for a stream without session.
+func (st *stream) takeRequest(token []string) *sessionType {
+	if st.session == nil || len(token) != 1 {
+		return nil
 	}
-	if len(req.subscribe) > 0 {
-		in.lookup(func(intern func(string) string, _ func([]byte) string) {
-			for _, n := range req.subscribe {
-				if n == "*" {
-					ts.wildcard = true
-					continue
-				}
-				ts.names[intern(n)] = struct{}{}
-			}
-		})
+	_, seq, ok := parseToken(token[0])
+	if !ok {
+		return nil
 	}
-	// Subscribing to more names does not make held names unsubscribed: only unsubscribing does,
-	// or holding names outside the subscription.
-	shrunk := false
-	for _, n := range req.unsubscribe {
-		if n == "*" {
-			ts.wildcard = false
-		} else {
-			delete(ts.names, n)
-		}
-		shrunk = true
-	}
-	if shrunk || ts.heldOutside {
-		ts.forgetUnsubscribed()
-	}
-}
-
-// repeats reports whether a state-of-the-world request's names (fingerprint h) are the
-// subscription ts.names already is, as every ACK of a named subscription repeats it: the same
-// list as the one names was built from, none of them "*", and each already subscribed.
-func (ts *typeState) repeats(names []string, h uint64) bool {
-	if ts.wildcard || len(names) != len(ts.names) || h != ts.namesHash {
-		return false
-	}
-	for _, n := range names {
-		if _, ok := ts.names[n]; !ok {
-			return false
-		}
-	}
-	return true
+	return st.session.take(seq)
 }
 
 // take returns the response a request answers (by nonce) and forgets it and every older one.
@@ -341,7 +282,7 @@ func (st *stream) nackLocked(req request, ts *typeState, rejected *sentResponse)
 	}
 	if rejected != nil {
 		n.Version = rejected.version
-		n.Resources = rejected.names()
+		n.Resources = slices.Clone(rejected.names())
 		if v, ok := parseVersion(rejected.version); ok && v > ts.nacked {
 			ts.nacked = v
 		}
@@ -356,8 +297,8 @@ func (t *tracker) ackLocked(st *stream, req request, ts *typeState, acked *sentR
 	if acked != nil {
 		version = acked.version
 	}
-	if acked != nil {
-		ts.holds(acked)
+	if acked != nil && acked.res != nil {
+		ts.heldSub, ts.heldVersion = acked.res.Sub, acked.res.Version
 	}
 	if version == "" {
 		return 0
@@ -398,8 +339,9 @@ func parseVersion(v string) (uint64, bool) {
 	return n, err == nil
 }
 
-// sent remembers a response on its way to the proxy.
-func (t *tracker) sent(key streamKey, typeURL string, r *sentResponse) {
+// sent remembers a response on its way to the proxy: its nonce, version and the shared result
+// the session built it from.
+func (t *tracker) sent(key streamKey, typeURL, nonce, version string) {
 	t.srv.metrics.pushes.WithLabelValues(typeNames[typeURL]).Inc()
 	st := t.get(key)
 	if st == nil {
@@ -409,8 +351,14 @@ func (t *tracker) sent(key streamKey, typeURL string, r *sentResponse) {
 	defer st.mu.Unlock()
 	ts := st.types[typeURL]
 	if ts == nil {
-		ts = &typeState{names: map[string]struct{}{}}
+		ts = &typeState{}
 		st.types[typeURL] = ts
+	}
+	r := &sentResponse{nonce: nonce, version: version}
+	if st.session != nil {
+		if sst := st.session.types[typeURL]; sst != nil {
+			r.res, sst.sent = sst.sent, nil
+		}
 	}
 	if len(ts.pending) >= maxPending {
 		ts.pending = slices.Delete(ts.pending, 0, 1)

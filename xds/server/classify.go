@@ -2,13 +2,12 @@ package server
 
 import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
 	"github.com/sluice-mesh/sluice/xds/envoy"
 )
 
-// A cache key names one LinearCache: the type URL for the types every flavour shares, and
+// A cache key names one xcache.Cache: the type URL for the types every flavour shares, and
 // "<listener type URL>#<flavour>" for listeners, which differ per flavour.
 
 // servedTypes are the type URLs the server answers, in publish order (see publish.go).
@@ -81,16 +80,4 @@ func classify(typeURL string, n *core.Node) string {
 		return "invalid-flavour"
 	}
 	return listenerKey(f)
-}
-
-func newMux(caches map[string]*cache.LinearCache) *cache.MuxCache {
-	m := &cache.MuxCache{
-		Classify:      func(r *cache.Request) string { return classify(r.GetTypeUrl(), r.GetNode()) },
-		ClassifyDelta: func(r *cache.DeltaRequest) string { return classify(r.GetTypeUrl(), r.GetNode()) },
-		Caches:        make(map[string]cache.Cache, len(caches)),
-	}
-	for k, c := range caches {
-		m.Caches[k] = c
-	}
-	return m
 }

@@ -16,8 +16,11 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/delta/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
+	xdsstream "github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 )
 
 // Serve serves xDS on lis until ctx ends, then stops gracefully: the xDS streams end (proxies see
@@ -34,10 +37,11 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	logger := cacheLogger(s.log)
 	cb := callbacks{t: s.proxies, serve: s.proxies.serves.Add(1)}
 	h := &handlers{
+		srv: s,
 		// Ordered ADS sends the responses of every type through one queue, in the order the caches
 		// produced them: a stream sees the clusters of a Publish before its routes.
-		sotw:  sotw.NewServer(xdsCtx, s.mux, cb, sotw.WithOrderedADS(), sotw.WithLogger(logger)),
-		delta: delta.NewServer(xdsCtx, s.mux, cb, delta.WithLogger(logger)),
+		sotw:  sotw.NewServer(xdsCtx, watcher{s}, cb, sotw.WithOrderedADS(), sotw.WithLogger(logger)),
+		delta: delta.NewServer(xdsCtx, watcher{s}, cb, delta.WithLogger(logger)),
 	}
 	gs := grpc.NewServer(s.grpcOptions()...)
 	discovery.RegisterAggregatedDiscoveryServiceServer(gs, h)
@@ -82,6 +86,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 
 func (s *Server) grpcOptions() []grpc.ServerOption {
 	opts := []grpc.ServerOption{
+		grpc.ForceServerCodecV2(newRequestCodec()),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             s.opts.KeepaliveMinTime,
 			PermitWithoutStream: true,
@@ -96,18 +101,50 @@ func (s *Server) grpcOptions() []grpc.ServerOption {
 	return append(opts, s.opts.ServerOptions...)
 }
 
-// handlers route the gRPC services to the go-control-plane servers.
+// handlers route the gRPC services to the go-control-plane servers, each stream through its
+// session (session.go).
 type handlers struct {
+	srv   *Server
 	sotw  sotw.Server
 	delta delta.Server
 }
 
+// serveSotw serves a state-of-the-world stream of typeURL (resource.AnyType for ADS).
+func (h *handlers) serveSotw(st xdsstream.Stream, typeURL string) error {
+	if err := h.srv.waitReady(st.Context()); err != nil {
+		return err
+	}
+	s := h.srv.sessions.open(defaultType(typeURL), h.srv.sets)
+	defer h.srv.sessions.close(s)
+	ctx := context.WithValue(st.Context(), sessionKey{}, s)
+	return h.sotw.StreamHandler(&sotwStream{Stream: st, s: s, ctx: ctx}, typeURL)
+}
+
+// serveDelta serves a delta stream of typeURL (resource.AnyType for ADS).
+func (h *handlers) serveDelta(st xdsstream.DeltaStream, typeURL string) error {
+	if err := h.srv.waitReady(st.Context()); err != nil {
+		return err
+	}
+	s := h.srv.sessions.open(defaultType(typeURL), h.srv.sets)
+	defer h.srv.sessions.close(s)
+	ctx := context.WithValue(st.Context(), sessionKey{}, s)
+	return h.delta.DeltaStreamHandler(&deltaStream{DeltaStream: st, s: s, ctx: ctx}, typeURL)
+}
+
+// defaultType is the type of a per-type service's requests, "" for ADS.
+func defaultType(typeURL string) string {
+	if typeURL == resource.AnyType {
+		return ""
+	}
+	return typeURL
+}
+
 func (h *handlers) StreamAggregatedResources(st discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
-	return h.sotw.StreamHandler(st, resource.AnyType)
+	return h.serveSotw(st, resource.AnyType)
 }
 
 func (h *handlers) DeltaAggregatedResources(st discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
-	return h.delta.DeltaStreamHandler(st, resource.AnyType)
+	return h.serveDelta(st, resource.AnyType)
 }
 
 type ldsHandler struct {
@@ -116,11 +153,11 @@ type ldsHandler struct {
 }
 
 func (l *ldsHandler) StreamListeners(st listenerservice.ListenerDiscoveryService_StreamListenersServer) error {
-	return l.h.sotw.StreamHandler(st, resource.ListenerType)
+	return l.h.serveSotw(st, resource.ListenerType)
 }
 
 func (l *ldsHandler) DeltaListeners(st listenerservice.ListenerDiscoveryService_DeltaListenersServer) error {
-	return l.h.delta.DeltaStreamHandler(st, resource.ListenerType)
+	return l.h.serveDelta(st, resource.ListenerType)
 }
 
 type rdsHandler struct {
@@ -129,11 +166,11 @@ type rdsHandler struct {
 }
 
 func (r *rdsHandler) StreamRoutes(st routeservice.RouteDiscoveryService_StreamRoutesServer) error {
-	return r.h.sotw.StreamHandler(st, resource.RouteType)
+	return r.h.serveSotw(st, resource.RouteType)
 }
 
 func (r *rdsHandler) DeltaRoutes(st routeservice.RouteDiscoveryService_DeltaRoutesServer) error {
-	return r.h.delta.DeltaStreamHandler(st, resource.RouteType)
+	return r.h.serveDelta(st, resource.RouteType)
 }
 
 type cdsHandler struct {
@@ -142,11 +179,11 @@ type cdsHandler struct {
 }
 
 func (c *cdsHandler) StreamClusters(st clusterservice.ClusterDiscoveryService_StreamClustersServer) error {
-	return c.h.sotw.StreamHandler(st, resource.ClusterType)
+	return c.h.serveSotw(st, resource.ClusterType)
 }
 
 func (c *cdsHandler) DeltaClusters(st clusterservice.ClusterDiscoveryService_DeltaClustersServer) error {
-	return c.h.delta.DeltaStreamHandler(st, resource.ClusterType)
+	return c.h.serveDelta(st, resource.ClusterType)
 }
 
 type edsHandler struct {
@@ -155,11 +192,11 @@ type edsHandler struct {
 }
 
 func (e *edsHandler) StreamEndpoints(st endpointservice.EndpointDiscoveryService_StreamEndpointsServer) error {
-	return e.h.sotw.StreamHandler(st, resource.EndpointType)
+	return e.h.serveSotw(st, resource.EndpointType)
 }
 
 func (e *edsHandler) DeltaEndpoints(st endpointservice.EndpointDiscoveryService_DeltaEndpointsServer) error {
-	return e.h.delta.DeltaStreamHandler(st, resource.EndpointType)
+	return e.h.serveDelta(st, resource.EndpointType)
 }
 
 type sdsHandler struct {
@@ -168,9 +205,21 @@ type sdsHandler struct {
 }
 
 func (s *sdsHandler) StreamSecrets(st secretservice.SecretDiscoveryService_StreamSecretsServer) error {
-	return s.h.sotw.StreamHandler(st, resource.SecretType)
+	return s.h.serveSotw(st, resource.SecretType)
 }
 
 func (s *sdsHandler) DeltaSecrets(st secretservice.SecretDiscoveryService_DeltaSecretsServer) error {
-	return s.h.delta.DeltaStreamHandler(st, resource.SecretType)
+	return s.h.serveDelta(st, resource.SecretType)
+}
+
+// waitReady holds a new stream until the first snapshot is published. A replica that has just
+// started knows no resource yet: answering then would tell a reconnecting proxy that its listeners
+// and clusters do not exist, and it would drop the configuration it is serving with.
+func (s *Server) waitReady(ctx context.Context) error {
+	select {
+	case <-s.ready:
+		return nil
+	case <-ctx.Done():
+		return status.Error(codes.Unavailable, "the xDS server has no configuration yet")
+	}
 }

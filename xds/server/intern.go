@@ -6,10 +6,10 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 )
 
-// interner holds one copy of the name of every published resource, so that the name sets of the
-// tracker (subscriptions, held resources, the names of sent responses) share the string data of
-// all streams instead of keeping a copy of every name per stream. It knows only published names,
-// so a client that asks for arbitrary names cannot make it grow; such names are kept as they come.
+// interner holds one copy of the name of every published resource, so that the subscription Sets
+// (xds/cache) share the string data of the published names instead of keeping the strings of the
+// requests they were built from. It knows only published names, so a client that asks for
+// arbitrary names cannot make it grow; such names are kept as they come.
 type interner struct {
 	mu sync.RWMutex
 	m  map[string]string
@@ -33,21 +33,12 @@ func (in *interner) update(upsert map[string]types.Resource, remove []string) {
 	}
 }
 
-// lookup gives access to the shared names under one read lock: intern returns the shared copy
-// of a name, or the name itself; internBytes does the same for a name still in a buffer, copying
-// it only if it is not shared.
-func (in *interner) lookup(f func(intern func(string) string, internBytes func([]byte) string)) {
+// get returns the shared copy of a name, or the name itself.
+func (in *interner) get(s string) string {
 	in.mu.RLock()
 	defer in.mu.RUnlock()
-	f(func(s string) string {
-		if c, ok := in.m[s]; ok {
-			return c
-		}
-		return s
-	}, func(b []byte) string {
-		if c, ok := in.m[string(b)]; ok {
-			return c
-		}
-		return string(b)
-	})
+	if c, ok := in.m[s]; ok {
+		return c
+	}
+	return s
 }

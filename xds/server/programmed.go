@@ -68,10 +68,8 @@ func (st *stream) appliesRoutes(want map[string]uint64) bool {
 		return true
 	}
 	for name, version := range want {
-		if !rt.wildcard {
-			if _, ok := rt.names[name]; !ok {
-				continue
-			}
+		if !rt.sub.Has(name) {
+			continue
 		}
 		if rt.acked < version {
 			return false

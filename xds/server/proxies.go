@@ -3,7 +3,6 @@ package server
 import (
 	"cmp"
 	"fmt"
-	"hash/maphash"
 	"maps"
 	"slices"
 	"sync"
@@ -11,11 +10,9 @@ import (
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/types/known/anypb"
 
+	xcache "github.com/sluice-mesh/sluice/xds/cache"
 	"github.com/sluice-mesh/sluice/xds/envoy"
 )
 
@@ -65,7 +62,7 @@ const maxPending = 16
 // tracker follows every xDS stream through the go-control-plane callbacks (callbacks.go).
 type tracker struct {
 	srv *Server
-	// intern shares the names of published resources between the streams' name sets.
+	// intern holds the published names, which the subscription Sets share (intern.go).
 	intern *interner
 
 	mu      sync.RWMutex
@@ -93,6 +90,9 @@ type stream struct {
 	address     string
 	openedAt    time.Time
 
+	// session is the stream's session (session.go), which holds its subscriptions.
+	session *session
+
 	mu      sync.Mutex
 	closed  bool
 	node    *core.Node
@@ -100,14 +100,11 @@ type stream struct {
 	types   map[string]*typeState
 }
 
-// typeState is a stream's state for one type URL.
+// typeState is a stream's state for one type URL. Nothing in it grows with the names a proxy
+// subscribes to: the subscription and what the proxy holds are shared xcache Sets.
 type typeState struct {
-	// Subscription, as the client asked for it.
-	wildcard bool
-	names    map[string]struct{}
-	// namesHash is the fingerprint (listHash) of the state-of-the-world request names was built
-	// from, so that a request that repeats the subscription leaves names as it is.
-	namesHash uint64
+	// sub is the subscription, as the client asked for it (nil before its first request).
+	sub *xcache.Set
 
 	sentVersion  string
 	ackedVersion string
@@ -115,114 +112,41 @@ type typeState struct {
 	nacked       uint64 // version of the last NACKed response; 0 if none
 	nack         *NACK
 
-	// held are the resources the client has ACKed and still subscribes to. heldOutside tells
-	// that held may have names the subscription does not have (forgetUnsubscribed has work).
-	held        map[string]struct{}
-	heldOutside bool
+	// heldSub and heldVersion are the subscription and cache version of the last response the
+	// client ACKed: it holds every resource of heldSub published at heldVersion (the cache sends
+	// each stream what it lacks of its subscription), except those of nack.
+	heldSub     *xcache.Set
+	heldVersion uint64
 
 	// pending are the responses sent and not answered yet, oldest first; last is the newest sent.
 	pending []*sentResponse
 	last    *sentResponse
 }
 
-// sentResponse is what the tracker keeps of a sent response: not the response (its resources
-// are the caches' and go-control-plane's), only what an ACK or NACK of it needs. The names are
-// worked out once, when the response is sent, and shared with the other streams (interner).
+// sentResponse is what the tracker keeps of a sent response: its nonce, version and the result
+// it was built from, which is shared with every stream that got the same answer.
 type sentResponse struct {
 	nonce   string
 	version string
-	// resources are the names of the resources the response carried, in its order; removed the
-	// names a delta response removed.
-	resources []string
-	removed   []string
+	res     *xcache.Result
 }
 
-// sentSotw is what the tracker keeps of a state-of-the-world response.
-func (t *tracker) sentSotw(resp *discovery.DiscoveryResponse) *sentResponse {
-	r := &sentResponse{nonce: resp.GetNonce(), version: resp.GetVersionInfo()}
-	if res := resp.GetResources(); len(res) > 0 {
-		r.resources = make([]string, len(res))
-		t.intern.lookup(func(_ func(string) string, internBytes func([]byte) string) {
-			for i, a := range res {
-				r.resources[i] = internBytes(resourceNameBytes(a.GetValue()))
-			}
-		})
-	}
-	return r
-}
-
-// sentDelta is what the tracker keeps of a delta response.
-func (t *tracker) sentDelta(resp *discovery.DeltaDiscoveryResponse) *sentResponse {
-	r := &sentResponse{nonce: resp.GetNonce(), version: resp.GetSystemVersionInfo()}
-	res, removed := resp.GetResources(), resp.GetRemovedResources()
-	if len(res) == 0 && len(removed) == 0 {
-		return r
-	}
-	t.intern.lookup(func(intern func(string) string, _ func([]byte) string) {
-		if len(res) > 0 {
-			r.resources = make([]string, len(res))
-			for i, x := range res {
-				r.resources[i] = intern(x.GetName())
-			}
-		}
-		if len(removed) > 0 {
-			r.removed = make([]string, len(removed))
-			for i, name := range removed {
-				r.removed[i] = intern(name)
-			}
-		}
-	})
-	return r
-}
-
-// names lists the resources a response carried (for delta: updated and removed), sorted, in a
-// new slice.
+// names lists the resources a response carried (for delta: updated and removed), sorted. The
+// slice is shared: it must not be changed.
 func (r *sentResponse) names() []string {
-	if len(r.resources)+len(r.removed) == 0 {
+	if r.res == nil {
 		return nil
 	}
-	out := make([]string, 0, len(r.resources)+len(r.removed))
-	out = append(out, r.resources...)
-	out = append(out, r.removed...)
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
-// resourceName reads the name of a serialized resource without decoding it: field 1 is the name
-// of every served type (cluster_name for ClusterLoadAssignment).
-func resourceName(a *anypb.Any) string { return string(resourceNameBytes(a.GetValue())) }
-
-// resourceNameBytes is resourceName of the serialized resource b, in b; nil if it has none.
-func resourceNameBytes(b []byte) []byte {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return nil
-		}
-		b = b[n:]
-		if num == 1 && typ == protowire.BytesType {
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return nil
-			}
-			return v
-		}
-		n = protowire.ConsumeFieldValue(num, typ, b)
-		if n < 0 {
-			return nil
-		}
-		b = b[n:]
-	}
-	return nil
+	return r.res.Names()
 }
 
 // watches reports whether the subscription covers any of names.
 func (ts *typeState) watches(names map[string]struct{}) bool {
-	if ts.wildcard {
+	if ts.sub.Wildcard() {
 		return true
 	}
 	for n := range names {
-		if _, ok := ts.names[n]; ok {
+		if ts.sub.Has(n) {
 			return true
 		}
 	}
@@ -344,42 +268,19 @@ func (n *notifier) notify() {
 	}
 }
 
-// holds records that the client accepted the resources of a response.
-func (ts *typeState) holds(r *sentResponse) {
-	if ts.held == nil {
-		ts.held = map[string]struct{}{}
-	}
-	for _, name := range r.resources {
-		ts.held[name] = struct{}{}
-		if !ts.heldOutside && !ts.wildcard {
-			if _, ok := ts.names[name]; !ok {
-				ts.heldOutside = true
-			}
-		}
-	}
-	for _, name := range r.removed {
-		delete(ts.held, name)
-	}
-}
-
-// forgetUnsubscribed drops held resources the client no longer subscribes to.
-func (ts *typeState) forgetUnsubscribed() {
-	if ts.wildcard {
-		return
-	}
-	for name := range ts.held {
-		if _, ok := ts.names[name]; !ok {
-			delete(ts.held, name)
-		}
-	}
-	ts.heldOutside = false
-}
-
-// holdsAll reports whether the client has accepted every one of names.
-func (ts *typeState) holdsAll(names map[string]struct{}) bool {
+// holdsAll reports whether the client has accepted every one of names, published in c.
+func (ts *typeState) holdsAll(names map[string]struct{}, c *xcache.Cache) bool {
 	for n := range names {
-		if _, ok := ts.held[n]; !ok {
+		if !ts.sub.Has(n) || !ts.heldSub.Has(n) {
 			return false
+		}
+		if created, ok := c.Created(n); !ok || created > ts.heldVersion {
+			return false
+		}
+		if ts.nack != nil {
+			if _, rejected := slices.BinarySearch(ts.nack.Resources, n); rejected {
+				return false
+			}
 		}
 	}
 	return true
@@ -388,54 +289,36 @@ func (ts *typeState) holdsAll(names map[string]struct{}) bool {
 // needsWarmRoutes reports whether the stream watches any of routes, asks on the same stream for
 // clusters by name (as proxyless gRPC does; a wildcard cluster watcher got the new clusters in
 // Publish's cluster step), and does not hold every one of clusters with its endpoints yet.
-func (st *stream) needsWarmRoutes(routes, clusters map[string]struct{}) bool {
+func (st *stream) needsWarmRoutes(routes, clusters map[string]struct{}, caches map[string]*xcache.Cache) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	rt, ct := st.types[resource.RouteType], st.types[resource.ClusterType]
-	if st.closed || rt == nil || !rt.watches(routes) || ct == nil || ct.wildcard {
+	if st.closed || rt == nil || !rt.watches(routes) || ct == nil || ct.sub.Wildcard() {
 		return false
 	}
-	return !st.holdsLocked(clusters)
+	return !st.holdsLocked(clusters, caches)
 }
 
 // routesWarm reports whether Publish need not wait for this stream any longer: it is closed, it
 // rejected route version target, or it accepted that version and holds the clusters and endpoints
 // of every one of clusters.
-func (st *stream) routesWarm(target uint64, clusters map[string]struct{}) bool {
+func (st *stream) routesWarm(target uint64, clusters map[string]struct{}, caches map[string]*xcache.Cache) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	rt := st.types[resource.RouteType]
 	if st.closed || rt == nil || rt.nacked >= target {
 		return true
 	}
-	return rt.acked >= target && st.holdsLocked(clusters)
+	return rt.acked >= target && st.holdsLocked(clusters, caches)
 }
 
-func (st *stream) holdsLocked(clusters map[string]struct{}) bool {
+// holdsLocked reports whether the stream holds the clusters and their endpoints.
+func (st *stream) holdsLocked(clusters map[string]struct{}, caches map[string]*xcache.Cache) bool {
 	for _, typ := range []string{resource.ClusterType, resource.EndpointType} {
 		ts := st.types[typ]
-		if ts == nil || !ts.holdsAll(clusters) {
+		if ts == nil || !ts.holdsAll(clusters, caches[typ]) {
 			return false
 		}
 	}
 	return true
-}
-
-// subSeed seeds the fingerprints of state-of-the-world subscriptions.
-var subSeed = maphash.MakeSeed()
-
-// listHash is a fingerprint of a list of names, in order.
-func listHash(names []string) uint64 {
-	var h maphash.Hash
-	h.SetSeed(subSeed)
-	var n [8]byte
-	for _, name := range names {
-		l := uint64(len(name))
-		for i := range n {
-			n[i] = byte(l >> (8 * i))
-		}
-		_, _ = h.Write(n[:])
-		_, _ = h.WriteString(name)
-	}
-	return h.Sum64()
 }

@@ -12,7 +12,6 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/sluice-mesh/sluice/xds/envoy"
 )
@@ -195,24 +194,6 @@ func TestDebugHandler(t *testing.T) {
 	}
 	if len(nacks.NACKs) != 1 || nacks.NACKs[0].NodeID != "envoy-1" {
 		t.Errorf("nacks page %+v", nacks)
-	}
-}
-
-func TestResourceName(t *testing.T) {
-	m := baseMesh().snapshot(t)
-	for want, a := range map[string]*anypb.Any{
-		"c1":      mustAny(t, m.Clusters["c1"]),
-		"c1-cla":  mustAny(t, testEndpoints("c1-cla", 80)),
-		"r1":      mustAny(t, m.Routes["r1"]),
-		"l-grpc":  mustAny(t, m.Listeners[envoy.FlavourGRPC]["l-grpc"]),
-		"l-envoy": mustAny(t, m.Listeners[envoy.FlavourEnvoy]["l-envoy"]),
-	} {
-		if got := resourceName(a); got != want {
-			t.Errorf("resourceName(%s) = %q", want, got)
-		}
-	}
-	if got := resourceName(&anypb.Any{Value: []byte{0xff}}); got != "" {
-		t.Errorf("resourceName(garbage) = %q", got)
 	}
 }
 

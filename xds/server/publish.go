@@ -102,7 +102,11 @@ func (s *Server) Publish(snap *envoy.Snapshot, trigger time.Time) error {
 	}
 
 	s.updateSnapshotMetrics()
-	return errors.Join(errs...)
+	err = errors.Join(errs...)
+	if err == nil {
+		s.readyOnce.Do(func() { close(s.ready) })
+	}
+	return err
 }
 
 // routingChanges reports whether routes or listeners are added or changed.
@@ -144,20 +148,23 @@ func (s *Server) diff(key string, want map[string]types.Resource) *change {
 	return c
 }
 
-// apply writes one batch to one cache: a new cache version. The version is put in the history
-// before the cache sends anything, so an ACK that comes back at once finds its trigger time.
+// apply writes one batch to one cache: a new cache version.
 func (s *Server) apply(key string, upsert map[string]types.Resource, remove []string, trigger time.Time) error {
 	if len(upsert) == 0 && len(remove) == 0 {
 		return nil
 	}
-	// LinearCache's version counter starts at 0 and goes up by one on every UpdateResources call;
-	// this server is the only caller, so s.versions[key] is always the cache's version.
-	s.versions[key]++
-	s.history.add(key, versionRecord{version: s.versions[key], trigger: trigger, published: time.Now()})
-
-	err := s.caches[key].UpdateResources(upsert, remove)
-	if key == resource.RouteType {
-		s.recordRouteVersions(upsert, remove)
+	// Versions are recorded before the cache answers any watch, so that an ACK that comes back at
+	// once finds its trigger time, and RoutesProgrammed never sees an ACK of the new version
+	// before it knows that version changed the route.
+	_, err := s.caches[key].UpdateThen(upsert, remove, func(v uint64) {
+		s.versions[key] = v
+		s.history.add(key, versionRecord{version: v, trigger: trigger, published: time.Now()})
+		if key == resource.RouteType {
+			s.recordRouteVersions(upsert, remove)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("updating %s cache: %w", typeNames[typeOfKey(key)], err)
 	}
 
 	have := s.published[key]
@@ -175,9 +182,6 @@ func (s *Server) apply(key string, upsert map[string]types.Resource, remove []st
 		}
 	}
 	s.proxies.intern.update(upsert, gone)
-	if err != nil {
-		return fmt.Errorf("updating %s cache: %w", typeNames[typeOfKey(key)], err)
-	}
 	return nil
 }
 

@@ -156,7 +156,7 @@ func TestPublishMakeBeforeBreak(t *testing.T) {
 		t.Fatalf("clusters %v, want [c1 c2]", got)
 	}
 	// Until the clusters are ACKed the route is not in its cache, so it cannot have been sent.
-	if got := ts.caches[resource.RouteType].GetResources()["r1"].(*routev3.RouteConfiguration); got.GetVirtualHosts()[0].GetRoutes()[0].GetRoute().GetCluster() != "c1" {
+	if got, _ := ts.caches[resource.RouteType].Get("r1"); got.(*routev3.RouteConfiguration).GetVirtualHosts()[0].GetRoutes()[0].GetRoute().GetCluster() != "c1" {
 		t.Fatal("the route to c2 was published before the proxy ACKed c2")
 	}
 	select {

@@ -1,5 +1,5 @@
-// Package server is the embedded xDS server. It holds one go-control-plane LinearCache per resource
-// type (and, for listeners, one per proxy flavour), publishes validated envoy.Snapshots into them
+// Package server is the embedded xDS server. It holds one xds/cache Cache per resource type (and,
+// for listeners, one per proxy flavour), publishes validated envoy.Snapshots into them
 // resource by resource, serves them over ADS (state of the world and delta) and reports back what
 // the proxies did with them: who is connected, which versions they ACKed, what they NACKed, and how
 // long a change took to reach them. See docs/xds-server.md.
@@ -17,6 +17,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	xcache "github.com/sluice-mesh/sluice/xds/cache"
 	"github.com/sluice-mesh/sluice/xds/envoy"
 )
 
@@ -100,9 +101,11 @@ type Server struct {
 	log     logr.Logger
 	metrics *metrics
 
-	// caches by cache key (see classify.go); mux routes watches to them.
-	caches map[string]*cache.LinearCache
-	mux    *cache.MuxCache
+	// caches by cache key (see classify.go); watcher routes watches to them.
+	caches map[string]*xcache.Cache
+	// sets interns the streams' subscriptions; sessions are the open streams (session.go).
+	sets     *xcache.Sets
+	sessions sessions
 
 	// pubMu serialises Publish; it guards published, publishedBytes, versions and validator.
 	pubMu          sync.Mutex
@@ -115,6 +118,9 @@ type Server struct {
 
 	// routeVersions holds the version that last changed each published route configuration.
 	routeVersions routeVersions
+	// ready is closed by the first Publish that succeeds; streams wait for it (see waitReady).
+	ready     chan struct{}
+	readyOnce sync.Once
 	// history maps recent cache versions to the trigger time of the change they carried.
 	history *versionHistory
 	// proxies tracks the streams; it is fed by the go-control-plane callbacks.
@@ -132,17 +138,18 @@ func New(opts Options) (*Server, error) {
 		opts:      opts,
 		log:       opts.Logger,
 		metrics:   m,
-		caches:    map[string]*cache.LinearCache{},
+		caches:    map[string]*xcache.Cache{},
 		published: map[string]map[string]publishedResource{},
 		versions:  map[string]uint64{},
 		history:   newVersionHistory(versionHistorySize),
+		ready:     make(chan struct{}),
 	}
-	cacheLog := cacheLogger(s.log)
 	for _, key := range cacheKeys() {
-		s.caches[key] = cache.NewLinearCache(typeOfKey(key), cache.WithLogger(cacheLog))
+		typeURL := typeOfKey(key)
+		s.caches[key] = xcache.New(typeURL, cache.ResourceRequiresFullStateInSotw(typeURL))
 		s.published[key] = map[string]publishedResource{}
 	}
-	s.mux = newMux(s.caches)
 	s.proxies = newTracker(s)
+	s.sets = xcache.NewSets(s.proxies.intern.get)
 	return s, nil
 }

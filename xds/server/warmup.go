@@ -68,13 +68,13 @@ func (s *Server) streamsNeedingWarmup(routes map[string]types.Resource, incoming
 	for n := range routes {
 		names[n] = struct{}{}
 	}
-	return slices.DeleteFunc(s.proxies.streamList(), func(st *stream) bool { return !st.needsWarmRoutes(names, incoming) })
+	return slices.DeleteFunc(s.proxies.streamList(), func(st *stream) bool { return !st.needsWarmRoutes(names, incoming, s.caches) })
 }
 
 // waitRoutesWarm waits until none of pending still has to take route version target and the
 // incoming clusters, or until Options.WarmTimeout.
 func (s *Server) waitRoutesWarm(target uint64, pending []*stream, incoming map[string]struct{}) {
-	s.waitFor(pending, func(st *stream) bool { return st.routesWarm(target, incoming) },
+	s.waitFor(pending, func(st *stream) bool { return st.routesWarm(target, incoming, s.caches) },
 		"Proxies did not take new clusters through warm-up routes in time; pushing routes anyway", "routeVersion", target)
 }
 

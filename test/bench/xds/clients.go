@@ -32,10 +32,11 @@ func clients(c config, addr string, p *peer) error {
 	defer cancel()
 
 	conns := make([]*grpc.ClientConn, c.conns)
+	codec := newACKCodec()
 	for i := range conns {
 		conn, err := grpc.NewClient(addr,
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.ForceCodecV2(codec)))
 		if err != nil {
 			return err
 		}
