@@ -17,7 +17,7 @@ import (
 
 // interval is the analysis interval of every test: short, so that a run takes seconds, and long
 // enough for a few scrapes (every 500 ms) inside each rate window.
-const interval = 2 * time.Second
+const interval = 3 * time.Second
 
 // setUp deploys v1 of the app with a Rollout and waits until v1 is stable: the Rollout created
 // <name>-primary from the user's Deployment and scaled the Deployment to zero. It returns the
