@@ -60,6 +60,12 @@ func watchRollout(t *testing.T, ns, name string) *history {
 		<-done
 		if t.Failed() {
 			t.Logf("status history of %s/%s:\n%s", ns, name, h)
+			ro := &meshv1alpha1.Rollout{}
+			if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, ro); err == nil && ro.Status.Analysis != nil {
+				for _, m := range ro.Status.Analysis.Metrics {
+					t.Logf("evidence %s (%s): %+v", m.Name, m.Threshold, m.Results)
+				}
+			}
 		}
 	})
 	return h
