@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
@@ -63,7 +64,10 @@ func watchRollout(t *testing.T, ns, name string) *history {
 			ro := &meshv1alpha1.Rollout{}
 			if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, ro); err == nil && ro.Status.Analysis != nil {
 				for _, m := range ro.Status.Analysis.Metrics {
-					t.Logf("evidence %s (%s): %+v", m.Name, m.Threshold, m.Results)
+					for _, r := range m.Results {
+						t.Logf("evidence %s (%s): %s %s %s value %q requests %d %s", m.Name, m.Threshold,
+							r.Time.Format("15:04:05"), r.Verdict, r.Reason, r.Value, ptr.Deref(r.Requests, -1), r.Error)
+					}
 				}
 			}
 		}
