@@ -153,7 +153,10 @@ func TestFailingCanaryIsRolledBack(t *testing.T) {
 	if ro.Status.AbortReason != "AnalysisFailed" || ro.Status.CanaryWeight != 0 {
 		t.Errorf("rolled back with reason %q weight %d, want AnalysisFailed and 0", ro.Status.AbortReason, ro.Status.CanaryWeight)
 	}
-	got20, ok := h.first(started, func(s snapshot) bool { return s.weight == 20 })
+	// The canary gets traffic once the proxies apply its weight: the status stops waiting for them.
+	got20, ok := h.first(started, func(s snapshot) bool {
+		return s.weight == 20 && !strings.Contains(s.msg, "waiting for the proxies")
+	})
 	back, rolledBack := h.first(started, func(s snapshot) bool { return s.phase == meshv1alpha1.RolloutRolledBack })
 	if !ok || !rolledBack {
 		t.Fatalf("the canary never got 20 %% (%v) or was not rolled back (%v)", ok, rolledBack)
