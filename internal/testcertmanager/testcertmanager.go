@@ -36,6 +36,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/sluice-mesh/sluice/internal/proc"
 	"github.com/sluice-mesh/sluice/internal/repo"
 	"github.com/sluice-mesh/sluice/internal/testenv"
 )
@@ -93,7 +94,7 @@ type CertManager struct {
 	// their polling does not take from the test's own client's budget, nor wait for it.
 	client client.Client
 	dir    string // temporary files
-	proc   *process
+	proc   *proc.Process
 
 	stopOnce sync.Once
 	stopErr  error
@@ -283,7 +284,7 @@ func (cm *CertManager) start(ctx context.Context) error {
 		args = append(args, "--certificate-request-minimum-backoff-duration="+cm.opts.MinimumBackoff.String())
 	}
 	var err error
-	cm.proc, err = startProcess("cert-manager", filepath.Join(cm.opts.Dir, binaryName), args)
+	cm.proc, err = proc.Start(proc.Options{Name: "cert-manager", Bin: filepath.Join(cm.opts.Dir, binaryName), Args: args})
 	if err != nil {
 		return err
 	}
@@ -315,7 +316,7 @@ func (cm *CertManager) Err() error {
 	if cm.proc == nil {
 		return nil
 	}
-	return cm.proc.exitedEarly()
+	return cm.proc.ExitedEarly()
 }
 
 // Logs returns the command line and the last 256 KiB of the controllers' output, for failure
@@ -326,8 +327,8 @@ func (cm *CertManager) Logs() string {
 		return ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "----- %s: %s\n%s", p.name, p.commandLine(), p.logs.String())
-	if err := p.exitedEarly(); err != nil {
+	fmt.Fprintf(&b, "----- %s: %s\n%s", p.Name(), p.CommandLine(), p.Logs())
+	if err := p.ExitedEarly(); err != nil {
 		fmt.Fprintf(&b, "----- %v\n", err)
 	}
 	return b.String()
@@ -348,7 +349,7 @@ func (cm *CertManager) Stop() error {
 			errs = append(errs, fmt.Errorf("%w\n%s", err, cm.Logs()))
 		}
 		if cm.proc != nil {
-			cm.proc.stop(10 * time.Second)
+			cm.proc.Stop(10 * time.Second)
 		}
 		if cm.dir != "" {
 			if err := os.RemoveAll(cm.dir); err != nil {

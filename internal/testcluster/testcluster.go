@@ -36,6 +36,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/sluice-mesh/sluice/internal/proc"
 	"github.com/sluice-mesh/sluice/internal/repo"
 	"github.com/sluice-mesh/sluice/internal/testenv"
 )
@@ -98,8 +99,8 @@ type Cluster struct {
 	dir         string
 	nodeCreated bool
 
-	controllerManager *process
-	kwok              *process
+	controllerManager *proc.Process
+	kwok              *proc.Process
 
 	stopScheduler context.CancelFunc
 	schedulerDone chan struct{}
@@ -231,13 +232,13 @@ func (c *Cluster) start(ctx context.Context) error {
 	for attempt := 1; ; attempt++ {
 		var previous string
 		if c.kwok != nil {
-			previous = c.kwok.logs.String() + fmt.Sprintf("----- %v; starting it again\n", c.kwok.exitedEarly())
+			previous = c.kwok.Logs() + fmt.Sprintf("----- %v; starting it again\n", c.kwok.ExitedEarly())
 		}
 		if c.kwok, err = c.startKwok(previous); err != nil {
 			return err
 		}
 		err = c.waitNodeReady(ctx)
-		if err == nil || attempt == 3 || ctx.Err() != nil || c.kwok.exitedEarly() == nil {
+		if err == nil || attempt == 3 || ctx.Err() != nil || c.kwok.ExitedEarly() == nil {
 			break
 		}
 	}
@@ -260,9 +261,9 @@ func (c *Cluster) Clientset() kubernetes.Interface { return c.clientset }
 // Err says whether kube-controller-manager or kwok has exited; nil while both run.
 func (c *Cluster) Err() error {
 	var errs []error
-	for _, p := range []*process{c.controllerManager, c.kwok} {
+	for _, p := range []*proc.Process{c.controllerManager, c.kwok} {
 		if p != nil {
-			errs = append(errs, p.exitedEarly())
+			errs = append(errs, p.ExitedEarly())
 		}
 	}
 	return errors.Join(errs...)
@@ -272,19 +273,19 @@ func (c *Cluster) Err() error {
 // kwok, for failure messages.
 func (c *Cluster) Logs() string {
 	var b strings.Builder
-	for _, p := range []*process{c.controllerManager, c.kwok} {
+	for _, p := range []*proc.Process{c.controllerManager, c.kwok} {
 		if p == nil {
 			continue
 		}
-		fmt.Fprintf(&b, "----- %s: %s\n%s", p.name, p.commandLine(), p.logs.String())
-		if err := p.exitedEarly(); err != nil {
+		fmt.Fprintf(&b, "----- %s: %s\n%s", p.Name(), p.CommandLine(), p.Logs())
+		if err := p.ExitedEarly(); err != nil {
 			fmt.Fprintf(&b, "----- %v\n", err)
 		}
 	}
 	return b.String()
 }
 
-func (c *Cluster) startControllerManager() (*process, error) {
+func (c *Cluster) startControllerManager() (*proc.Process, error) {
 	args := []string{
 		"--kubeconfig=" + c.env.KubeconfigPath,
 		"--controllers=" + strings.Join(controllers, ","),
@@ -303,11 +304,11 @@ func (c *Cluster) startControllerManager() (*process, error) {
 		"--endpointslice-updates-batch-period=50ms",
 		fmt.Sprintf("--v=%d", c.opts.Verbosity),
 	}
-	return startProcess("kube-controller-manager", "", filepath.Join(c.env.AssetsDir, "kube-controller-manager"), args, nil)
+	return proc.Start(proc.Options{Name: "kube-controller-manager", Bin: filepath.Join(c.env.AssetsDir, "kube-controller-manager"), Args: args})
 }
 
 // startKwok runs kwok; its log begins with preamble.
-func (c *Cluster) startKwok(preamble string) (*process, error) {
+func (c *Cluster) startKwok(preamble string) (*proc.Process, error) {
 	stageDir := filepath.Join(c.dir, "kwok-stages")
 	if err := os.MkdirAll(stageDir, 0o700); err != nil {
 		return nil, err
@@ -339,7 +340,7 @@ func (c *Cluster) startKwok(preamble string) (*process, error) {
 	}
 	// kwok reads ~/.kwok/kwok.yaml too when it exists; point its work directory elsewhere.
 	env := []string{"KWOK_WORKDIR=" + filepath.Join(c.dir, "kwok-workdir")}
-	return startProcess("kwok", preamble, c.opts.KwokBinary, args, env)
+	return proc.Start(proc.Options{Name: "kwok", Bin: c.opts.KwokBinary, Args: args, Env: env, Preamble: preamble})
 }
 
 func (c *Cluster) createNode(ctx context.Context) error {
@@ -464,9 +465,9 @@ func (c *Cluster) stop() error {
 	if err := c.Err(); err != nil {
 		errs = append(errs, fmt.Errorf("%w\n%s", err, c.Logs()))
 	}
-	for _, p := range []*process{c.kwok, c.controllerManager} {
+	for _, p := range []*proc.Process{c.kwok, c.controllerManager} {
 		if p != nil {
-			p.stop(10 * time.Second)
+			p.Stop(10 * time.Second)
 		}
 	}
 	if c.nodeCreated {

@@ -24,6 +24,7 @@ import (
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 
+	"github.com/sluice-mesh/sluice/internal/proc"
 	"github.com/sluice-mesh/sluice/internal/repo"
 )
 
@@ -65,7 +66,7 @@ type Server struct {
 	url    string
 	cmd    *exec.Cmd
 	exited chan struct{}
-	logs   *tailBuffer
+	logs   *proc.TailBuffer
 
 	mu       sync.Mutex
 	exitErr  error
@@ -164,7 +165,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 func (s *Server) start(ctx context.Context, addr string) error {
 	bin := s.bin
 	s.url = "http://" + addr
-	s.logs = &tailBuffer{max: 64 << 10}
+	s.logs = proc.NewTailBuffer(64 << 10)
 	s.exited = make(chan struct{})
 	args := []string{
 		"--config.file=" + filepath.Join(s.dir, "prometheus.yml"),
@@ -182,7 +183,7 @@ func (s *Server) start(ctx context.Context, addr string) error {
 	s.cmd.Dir = s.dir
 	s.cmd.Stdout = s.logs
 	s.cmd.Stderr = s.logs
-	s.cmd.SysProcAttr = sysProcAttr()
+	s.cmd.SysProcAttr = proc.SysProcAttr()
 	// Do not let Wait hang on the log pipes once the process is gone.
 	s.cmd.WaitDelay = 5 * time.Second
 	if err := s.cmd.Start(); err != nil {
@@ -430,31 +431,3 @@ func freeAddr() (string, error) {
 	}
 	return addr, nil
 }
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if over := len(b.buf) - b.max; over > 0 {
-		b.buf = append(b.buf[:0], b.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	if b == nil {
-		return ""
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
-}
-
-var _ io.Writer = (*tailBuffer)(nil)

@@ -1,13 +1,14 @@
 //go:build !linux
 
-package testcluster
+package proc
 
 import (
 	"os"
 	"syscall"
 )
 
-func sysProcAttr() *syscall.SysProcAttr { return nil }
+// SysProcAttr is nil where process groups and Pdeathsig do not exist.
+func SysProcAttr() *syscall.SysProcAttr { return nil }
 
 func signalGroup(pid int, sig syscall.Signal) error {
 	p, err := os.FindProcess(pid)
