@@ -42,6 +42,7 @@ func TestDemo(t *testing.T) {
 	cmd := exec.CommandContext(ctx, sandbox, "-state", t.TempDir(), "demo")
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	out, err := cmd.CombinedOutput()
+	skipWithoutNamespaces(t, out)
 	if err != nil {
 		t.Fatalf("the demo failed (%v):\n%s", err, out)
 	}
@@ -69,6 +70,7 @@ func TestSandboxUpAndDown(t *testing.T) {
 	run := func(args ...string) string {
 		t.Helper()
 		out, err := exec.Command(sandbox, append([]string{"-state", state}, args...)...).CombinedOutput()
+		skipWithoutNamespaces(t, out)
 		if err != nil {
 			t.Fatalf("sluice-sandbox %v: %v\n%s", args, err, out)
 		}
@@ -101,6 +103,15 @@ func TestSandboxUpAndDown(t *testing.T) {
 	// Every process of the sandbox was in its session: none may be left.
 	if left := sessionMembers(pid); len(left) > 0 {
 		t.Errorf("processes left after sandbox-down: %v", left)
+	}
+}
+
+// skipWithoutNamespaces skips the test on a machine where the sandbox cannot make its network
+// namespace (unprivileged user namespaces disabled): the sandbox says so and how to enable them.
+func skipWithoutNamespaces(t *testing.T, out []byte) {
+	t.Helper()
+	if bytes.Contains(out, []byte("user and network namespaces are not available")) {
+		t.Skipf("the sandbox needs unprivileged user namespaces here:\n%s", out)
 	}
 }
 
