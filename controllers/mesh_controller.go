@@ -8,7 +8,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -136,11 +135,11 @@ func (r *MeshReconciler) gather(ctx context.Context) (*resources.Resources, erro
 		ros      meshv1alpha1.RolloutList
 		zts      meshv1alpha1.ZeroTrustList
 	)
-	// Pods are watched as metadata only: the translation needs their labels, and a cluster's pods
-	// are the largest objects an operator could otherwise cache.
-	pods := &metav1.PartialObjectMetadataList{}
-	pods.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
-	for _, list := range []client.ObjectList{&services, &slices, &tps, &ros, &zts, pods} {
+	// The translation needs pods' labels, owners and service accounts (their SPIFFE identities).
+	// Pods are the largest objects an operator could cache, so the manager's cache keeps them slim:
+	// metadata and spec.serviceAccountName only (internal/manager's cache options).
+	var pods corev1.PodList
+	for _, list := range []client.ObjectList{&services, &slices, &tps, &ros, &zts, &pods} {
 		if err := r.Reader.List(ctx, list); err != nil {
 			return nil, fmt.Errorf("listing %T: %w", list, err)
 		}
@@ -152,7 +151,8 @@ func (r *MeshReconciler) gather(ctx context.Context) (*resources.Resources, erro
 		res.EndpointSlices = append(res.EndpointSlices, &slices.Items[i])
 	}
 	for i := range pods.Items {
-		res.Pods = append(res.Pods, &corev1.Pod{ObjectMeta: pods.Items[i].ObjectMeta})
+		p := &pods.Items[i]
+		res.Pods = append(res.Pods, &corev1.Pod{ObjectMeta: p.ObjectMeta, Spec: corev1.PodSpec{ServiceAccountName: p.Spec.ServiceAccountName}})
 	}
 	for i := range tps.Items {
 		res.TrafficPolicies = append(res.TrafficPolicies, &tps.Items[i])
@@ -201,7 +201,8 @@ func (r *MeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WithOptions(controller.Options{NeedLeaderElection: ptrFalse(), MaxConcurrentReconciles: 1}).
 		Watches(&corev1.Service{}, trigger).
 		Watches(&discoveryv1.EndpointSlice{}, trigger).
-		Watches(&corev1.Pod{}, trigger, builder.OnlyMetadata, builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		// A pod's service account cannot change, so only label changes matter after its creation.
+		Watches(&corev1.Pod{}, trigger, builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Watches(&meshv1alpha1.TrafficPolicy{}, trigger, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&meshv1alpha1.Rollout{}, trigger).
 		Watches(&meshv1alpha1.ZeroTrust{}, trigger, builder.WithPredicates(predicate.GenerationChangedPredicate{})).

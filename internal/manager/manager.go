@@ -53,6 +53,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	gracefulShutdown := o.GracefulShutdown
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  NewScheme(),
+		Cache:                   cacheOptions(),
 		Metrics:                 metrics,
 		HealthProbeBindAddress:  o.ProbeAddr,
 		LeaderElection:          o.LeaderElect,

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -21,9 +22,47 @@ import (
 	"github.com/sluice-mesh/sluice/xds/envoy"
 )
 
+// CertificateFiles are the PEM files of a workload's identity, as the injector mounts them from
+// the identity Secret (tls.crt, tls.key, ca.crt).
+type CertificateFiles struct {
+	Cert, Key, CA string
+	// Refresh is how often gRPC reads the files again; zero means 10 minutes (file_watcher's
+	// default).
+	Refresh time.Duration
+}
+
+// BootstrapOption adds to a Bootstrap.
+type BootstrapOption func(doc map[string]any)
+
+// WithCertificates adds the certificate provider instance that Sluice's TLS contexts name
+// (envoy.CertificateProviderInstance): a file_watcher over files.
+func WithCertificates(files CertificateFiles) BootstrapOption {
+	return func(doc map[string]any) {
+		cfg := map[string]any{
+			"certificate_file":    files.Cert,
+			"private_key_file":    files.Key,
+			"ca_certificate_file": files.CA,
+		}
+		if files.Refresh > 0 {
+			cfg["refresh_interval"] = files.Refresh.String()
+		}
+		doc["certificate_providers"] = map[string]any{
+			envoy.CertificateProviderInstance: map[string]any{"plugin_name": "file_watcher", "config": cfg},
+		}
+	}
+}
+
+// WithServerListenerTemplate sets server_listener_resource_name_template, which an xDS-enabled
+// gRPC server needs (docs/xds.md).
+func WithServerListenerTemplate() BootstrapOption {
+	return func(doc map[string]any) {
+		doc["server_listener_resource_name_template"] = envoy.ServerListenerNameTemplate
+	}
+}
+
 // Bootstrap is a GRPC_XDS_BOOTSTRAP document for a proxyless gRPC client of the xDS server at
 // server (host:port, plaintext).
-func Bootstrap(server, nodeID string) []byte {
+func Bootstrap(server, nodeID string, opts ...BootstrapOption) []byte {
 	doc := map[string]any{
 		"xds_servers": []any{map[string]any{
 			"server_uri":      server,
@@ -34,6 +73,9 @@ func Bootstrap(server, nodeID string) []byte {
 			"id":       nodeID,
 			"metadata": map[string]any{envoy.NodeMetadataFlavour: string(envoy.FlavourGRPC)},
 		},
+	}
+	for _, o := range opts {
+		o(doc)
 	}
 	data, err := json.Marshal(doc)
 	if err != nil {

@@ -11,12 +11,14 @@ import (
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	leastrequestv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/load_balancing_policies/least_request/v3"
 	ringhashv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/load_balancing_policies/ring_hash/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -141,8 +143,8 @@ func (c *grpcChecker) listener(name string, l *listenerv3.Listener) {
 		if m.GetSourceType() != listenerv3.FilterChainMatch_ANY && m.GetSourceType() != listenerv3.FilterChainMatch_SAME_IP_OR_LOOPBACK && m.GetSourceType() != listenerv3.FilterChainMatch_EXTERNAL {
 			c.fail("listener %s chain %s: unsupported source type", name, fc.GetName())
 		}
-		if fc.GetTransportSocket() != nil {
-			c.fail("listener %s chain %s: transport sockets are not expected yet", name, fc.GetName())
+		if ts := fc.GetTransportSocket(); ts != nil {
+			c.tlsSocket(fmt.Sprintf("listener %s chain %s", name, fc.GetName()), ts, true)
 		}
 		c.networkFilters(fmt.Sprintf("listener %s chain %s", name, fc.GetName()), fc.GetFilters())
 	}
@@ -362,7 +364,7 @@ var grpcLBPolicies = map[string]bool{
 }
 
 func (c *grpcChecker) cluster(name string) {
-	cl := c.s.Clusters[name]
+	cl := c.s.ClustersOf(FlavourGRPC)[name]
 	where := "cluster " + name
 	if cl == nil {
 		c.fail("%s: does not exist", where)
@@ -384,8 +386,11 @@ func (c *grpcChecker) cluster(name string) {
 	if lbp := cl.GetLoadBalancingPolicy(); lbp != nil {
 		c.lbPolicy(where, lbp)
 	}
-	if len(cl.GetTransportSocketMatches()) != 0 || cl.GetTransportSocket() != nil {
-		c.fail("%s: transport sockets are not expected yet", where)
+	if len(cl.GetTransportSocketMatches()) != 0 {
+		c.fail("%s: transport_socket_matches is rejected", where)
+	}
+	if ts := cl.GetTransportSocket(); ts != nil {
+		c.tlsSocket(where, ts, false)
 	}
 	if cl.GetLrsServer() != nil && cl.GetLrsServer().GetSelf() == nil {
 		c.fail("%s: lrs_server must be self", where)
@@ -466,4 +471,56 @@ func toLowerASCII(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// tlsSocket restates grpc-go's security config parsing (unmarshal_lds.go, unmarshal_cds.go,
+// securityConfigFromCommonTLSContextUsingNewFields): the TLS transport socket by name, the
+// certificate provider instances of the bootstrap, and none of the fields it rejects.
+func (c *grpcChecker) tlsSocket(where string, ts *corev3.TransportSocket, server bool) {
+	if ts.GetName() != "envoy.transport_sockets.tls" {
+		c.fail("%s: transport_socket field has unexpected name: %s", where, ts.GetName())
+	}
+	var common *tlsv3.CommonTlsContext
+	if server {
+		d := &tlsv3.DownstreamTlsContext{}
+		if err := ts.GetTypedConfig().UnmarshalTo(d); err != nil {
+			c.fail("%s: not a DownstreamTlsContext: %v", where, err)
+			return
+		}
+		if d.GetRequireSni().GetValue() || d.GetOcspStaplePolicy() != tlsv3.DownstreamTlsContext_LENIENT_STAPLING {
+			c.fail("%s: require_sni or ocsp_staple_policy set", where)
+		}
+		common = d.GetCommonTlsContext()
+		if d.GetRequireClientCertificate().GetValue() && common.GetValidationContext().GetCaCertificateProviderInstance() == nil {
+			c.fail("%s: require_client_certificate without a root certificate provider", where)
+		}
+	} else {
+		u := &tlsv3.UpstreamTlsContext{}
+		if err := ts.GetTypedConfig().UnmarshalTo(u); err != nil {
+			c.fail("%s: not an UpstreamTlsContext: %v", where, err)
+			return
+		}
+		common = u.GetCommonTlsContext()
+	}
+	if common == nil || common.GetTlsParams() != nil || common.GetCustomHandshaker() != nil ||
+		len(common.GetTlsCertificates()) != 0 || len(common.GetTlsCertificateSdsSecretConfigs()) != 0 {
+		c.fail("%s: CommonTlsContext missing or with fields grpc-go rejects", where)
+		return
+	}
+	if common.GetTlsCertificateProviderInstance().GetInstanceName() != CertificateProviderInstance {
+		c.fail("%s: identity certificate provider instance is not %q", where, CertificateProviderInstance)
+	}
+	vc := common.GetValidationContext()
+	if vc.GetCaCertificateProviderInstance().GetInstanceName() != CertificateProviderInstance {
+		c.fail("%s: root certificate provider instance is not %q", where, CertificateProviderInstance)
+	}
+	if len(vc.GetVerifyCertificateSpki()) != 0 || len(vc.GetVerifyCertificateHash()) != 0 || vc.GetCrl() != nil || vc.GetCustomValidatorConfig() != nil {
+		c.fail("%s: validation context fields grpc-go rejects", where)
+	}
+	if server && len(vc.GetMatchSubjectAltNames()) != 0 { //nolint:staticcheck // grpc-go reads the deprecated field
+		c.fail("%s: match_subject_alt_names field in validation context is not supported on the server", where)
+	}
+	if len(vc.GetMatchTypedSubjectAltNames()) != 0 {
+		c.fail("%s: grpc-go ignores match_typed_subject_alt_names", where)
+	}
 }

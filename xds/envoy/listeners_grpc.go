@@ -35,8 +35,9 @@ func grpcAPIListener(svc *ir.Service, port *ir.ServicePort) *listenerv3.Listener
 // the address to equal the one it listens on, and a route whose action is non_forwarding_action
 // for each RPC it should serve; the route config is inline so there is nothing else to fetch.
 // The listener does not depend on the Service, so two Services sharing an endpoint produce the same
-// resource.
-func grpcServerListener(ip string, port uint32) *listenerv3.Listener {
+// resource. A STRICT endpoint's filter chain takes mutual TLS only (grpcServerTLS); for the others
+// it has no transport socket, and the server uses its fallback (plain-text) credentials.
+func grpcServerListener(ip string, port uint32, mode ir.MTLSMode) *listenerv3.Listener {
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: "grpc_server",
 		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
@@ -53,10 +54,15 @@ func grpcServerListener(ip string, port uint32) *listenerv3.Listener {
 		}},
 		HttpFilters: []*hcmv3.HttpFilter{routerFilter()},
 	}
+	fc := &listenerv3.FilterChain{Name: "grpc-server", Filters: []*listenerv3.Filter{hcmFilter(hcm)}}
+	if grpcServerTakesTLS(mode) {
+		fc.Name = "grpc-server-mtls"
+		fc.TransportSocket = grpcServerTLS()
+	}
 	return &listenerv3.Listener{
 		Name:             ServerListenerName(ip, port),
 		Address:          socketAddress(ip, port),
 		TrafficDirection: corev3.TrafficDirection_INBOUND,
-		FilterChains:     []*listenerv3.FilterChain{{Name: "grpc-server", Filters: []*listenerv3.Filter{hcmFilter(hcm)}}},
+		FilterChains:     []*listenerv3.FilterChain{fc},
 	}
 }

@@ -80,6 +80,10 @@ func ServerListenerName(ip string, port uint32) string {
 	return "grpc/server?xds.resource.listening_address=" + net.JoinHostPort(ip, strconv.FormatUint(uint64(port), 10))
 }
 
+// ServerListenerNameTemplate is the bootstrap's server_listener_resource_name_template that makes a
+// proxyless gRPC server request ServerListenerName of its listening address.
+const ServerListenerNameTemplate = "grpc/server?xds.resource.listening_address=%s"
+
 // EnvoyListenerName names the Envoy sidecar's outbound listener for a Service port:
 // <clusterIP>_<port>, e.g. 10.96.0.12_8080. "Envoy" sets it apart from the gRPC listener names.
 //

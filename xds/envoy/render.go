@@ -26,6 +26,21 @@ func (s *Snapshot) YAML() ([]byte, error) {
 		listeners[string(f)] = v
 	}
 	doc := map[string]any{"listeners": listeners}
+	// Rendered only when there are any, so snapshots without mTLS render as before.
+	overrides := map[string]any{}
+	for f, cs := range s.ClusterOverrides {
+		if len(cs) == 0 {
+			continue
+		}
+		v, err := renderSorted(cs)
+		if err != nil {
+			return nil, fmt.Errorf("%s cluster overrides: %w", f, err)
+		}
+		overrides[string(f)] = v
+	}
+	if len(overrides) > 0 {
+		doc["cluster_overrides"] = overrides
+	}
 	for key, render := range map[string]func() ([]any, error){
 		"routes":    func() ([]any, error) { return renderSorted(s.Routes) },
 		"clusters":  func() ([]any, error) { return renderSorted(s.Clusters) },

@@ -14,13 +14,18 @@ import (
 	"github.com/sluice-mesh/sluice/xds/ir"
 )
 
-// Snapshot is every xDS resource of the mesh, keyed by resource name. Only listeners differ between
-// flavours; a node gets Listeners[its flavour] and everything else.
+// Snapshot is every xDS resource of the mesh, keyed by resource name. Listeners differ between
+// flavours, and so do some clusters; a node gets Listeners[its flavour], ClustersOf(its flavour)
+// and everything else.
 type Snapshot struct {
 	Listeners map[Flavour]map[string]*listenerv3.Listener
 	Routes    map[string]*routev3.RouteConfiguration
 	Clusters  map[string]*clusterv3.Cluster
-	Endpoints map[string]*endpointv3.ClusterLoadAssignment
+	// ClusterOverrides holds, per flavour, that flavour's own version of some of Clusters (under the
+	// same names): proxyless gRPC clusters towards mTLS servers carry a TLS context naming the
+	// bootstrap's certificate provider, which Envoy sidecars do not have.
+	ClusterOverrides map[Flavour]map[string]*clusterv3.Cluster
+	Endpoints        map[string]*endpointv3.ClusterLoadAssignment
 	// Secrets is empty until workload identity (ZeroTrust) lands; Validate already checks that every
 	// secret a resource names is here.
 	Secrets map[string]*tlsv3.Secret
@@ -34,11 +39,26 @@ func NewSnapshot() *Snapshot {
 		Clusters:  map[string]*clusterv3.Cluster{},
 		Endpoints: map[string]*endpointv3.ClusterLoadAssignment{},
 		Secrets:   map[string]*tlsv3.Secret{},
+		// Filled in by flavour as overrides appear.
+		ClusterOverrides: map[Flavour]map[string]*clusterv3.Cluster{},
 	}
 	for _, f := range Flavours {
 		s.Listeners[f] = map[string]*listenerv3.Listener{}
 	}
 	return s
+}
+
+// ClustersOf is the clusters a node of flavour f gets: Clusters, with f's overrides in place of
+// the clusters of the same name. It returns a new map.
+func (s *Snapshot) ClustersOf(f Flavour) map[string]*clusterv3.Cluster {
+	out := make(map[string]*clusterv3.Cluster, len(s.Clusters))
+	for name, c := range s.Clusters {
+		out[name] = c
+	}
+	for name, c := range s.ClusterOverrides[f] {
+		out[name] = c
+	}
+	return out
 }
 
 // Translate turns the IR into xDS resources. It is a pure function of its arguments. It fails,
@@ -56,7 +76,7 @@ type builder struct {
 	clusters *clusterSet // every Service cluster the IR defines, for checking references
 	errs     []error
 	// serverListener returns the gRPC server listener of ip:port (memoised by a Translator).
-	serverListener func(ip string, port uint32) *listenerv3.Listener
+	serverListener func(ip string, port uint32, mode ir.MTLSMode) *listenerv3.Listener
 }
 
 // clusterSet is the set of Service clusters of the mesh. When looked is set, it records every
@@ -95,6 +115,7 @@ func meshClusters(in *ir.IR) *clusterSet {
 // portResources are the resources built for one Service port, in the order port adds them.
 type portResources struct {
 	clusters        []*clusterv3.Cluster
+	grpcClusters    []*clusterv3.Cluster // the gRPC flavour's overrides of some of clusters
 	endpoints       []*endpointv3.ClusterLoadAssignment
 	envoyListener   *listenerv3.Listener // nil for headless Services
 	route           *routev3.RouteConfiguration
@@ -128,6 +149,7 @@ func (b *builder) port(svc *ir.Service, port *ir.ServicePort, out *portResources
 		return err
 	}
 	out.clusters = cs
+	out.grpcClusters = grpcClusters(cs, port)
 	out.endpoints = portEndpoints(svc, port)
 	if err := b.addPortClusters(out); err != nil {
 		return err
@@ -153,8 +175,8 @@ func (b *builder) port(svc *ir.Service, port *ir.ServicePort, out *portResources
 	out.apiListener = grpcAPIListener(svc, port)
 	for _, ep := range port.Subsets[all].Endpoints {
 		if ep.Ready {
-			out.serverListeners = append(out.serverListeners, b.serverListener(ep.Address, ep.Port))
-			out.serverKeys = append(out.serverKeys, serverKey{ip: ep.Address, port: ep.Port})
+			out.serverListeners = append(out.serverListeners, b.serverListener(ep.Address, ep.Port, ep.MTLS))
+			out.serverKeys = append(out.serverKeys, serverKey{ip: ep.Address, port: ep.Port, mode: ep.MTLS})
 		}
 	}
 	return b.addPortRouting(out)
@@ -183,6 +205,12 @@ func (b *builder) addPortClusters(out *portResources) error {
 			return err
 		}
 	}
+	if len(out.grpcClusters) > 0 && b.s.ClusterOverrides[FlavourGRPC] == nil {
+		b.s.ClusterOverrides[FlavourGRPC] = map[string]*clusterv3.Cluster{}
+	}
+	for _, c := range out.grpcClusters {
+		b.s.ClusterOverrides[FlavourGRPC][c.GetName()] = c
+	}
 	for _, cla := range out.endpoints {
 		b.s.Endpoints[cla.GetClusterName()] = cla
 	}
@@ -208,7 +236,8 @@ func (b *builder) addPortRouting(out *portResources) error {
 	grpc := b.s.Listeners[FlavourGRPC]
 	grpc[out.apiListener.GetName()] = out.apiListener
 	for _, l := range out.serverListeners {
-		// Identical for every Service that shares the endpoint, so a repeat is harmless.
+		// Identical for every Service that shares the endpoint (the mode is the pod's), so a repeat
+		// is harmless.
 		grpc[l.GetName()] = l
 	}
 	return nil

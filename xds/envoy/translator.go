@@ -41,6 +41,7 @@ type portEntry struct {
 type serverKey struct {
 	ip   string
 	port uint32
+	mode ir.MTLSMode
 }
 
 // NewTranslator returns a Translator that translates with opts.
@@ -65,14 +66,14 @@ func (t *Translator) Translate(in *ir.IR) (*Snapshot, error) {
 	ports := make(map[string]*portEntry, len(t.ports))
 	servers := make(map[serverKey]*listenerv3.Listener, len(t.servers))
 	b := &builder{s: NewSnapshot(), opts: t.opts, clusters: clusters}
-	b.serverListener = func(ip string, port uint32) *listenerv3.Listener {
-		k := serverKey{ip: ip, port: port}
+	b.serverListener = func(ip string, port uint32, mode ir.MTLSMode) *listenerv3.Listener {
+		k := serverKey{ip: ip, port: port, mode: mode}
 		if l := servers[k]; l != nil {
 			return l
 		}
 		l := t.servers[k]
 		if l == nil {
-			l = grpcServerListener(ip, port)
+			l = grpcServerListener(ip, port, mode)
 		}
 		servers[k] = l
 		return l

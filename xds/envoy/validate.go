@@ -133,19 +133,38 @@ func (r *validation) all(sorted bool) error {
 			x.routeClusters(where, rc)
 		}))
 	}
-	for _, name := range keys(s.Clusters, sorted) {
-		c := s.Clusters[name]
-		if c.GetName() != name {
-			r.fail("cluster %q: resource is named %q", name, c.GetName())
+	cluster := func(f Flavour, name string, c *clusterv3.Cluster) {
+		where := fmt.Sprintf("cluster %q", name)
+		if f != "" {
+			where = fmt.Sprintf("%s cluster %q", f, name)
 		}
-		r.replay(r.checks("", name, c, func(x *extractor) {
-			where := fmt.Sprintf("cluster %q", name)
+		if c.GetName() != name {
+			r.fail("%s: resource is named %q", where, c.GetName())
+		}
+		r.replay(r.checks(f, name, c, func(x *extractor) {
 			x.check(where, c.ValidateAll())
 			if c.GetType() == clusterv3.Cluster_EDS {
 				x.add(checkItem{kind: checkEndpoints, where: where, name: edsServiceName(c)})
 			}
 			x.transportSocketSecrets(where, c.GetTransportSocket(), false)
 		}))
+	}
+	for _, name := range keys(s.Clusters, sorted) {
+		cluster("", name, s.Clusters[name])
+	}
+	overridden := slices.Collect(maps.Keys(s.ClusterOverrides))
+	if sorted {
+		slices.Sort(overridden)
+	}
+	for _, f := range overridden {
+		for _, name := range keys(s.ClusterOverrides[f], sorted) {
+			// An override replaces a cluster for one flavour; it cannot add one, or the flavours
+			// would disagree about which clusters routes may name.
+			if s.Clusters[name] == nil {
+				r.fail("%s cluster %q: overrides no cluster of that name", f, name)
+			}
+			cluster(f, name, s.ClusterOverrides[f][name])
+		}
 	}
 	for _, name := range keys(s.Endpoints, sorted) {
 		cla := s.Endpoints[name]
@@ -336,6 +355,7 @@ func (x *extractor) transportSocketSecrets(where string, ts *corev3.TransportSoc
 	var ctx interface {
 		proto.Message
 		GetCommonTlsContext() *tlsv3.CommonTlsContext
+		ValidateAll() error
 	} = &tlsv3.UpstreamTlsContext{}
 	if downstream {
 		ctx = &tlsv3.DownstreamTlsContext{}
@@ -347,6 +367,7 @@ func (x *extractor) transportSocketSecrets(where string, ts *corev3.TransportSoc
 		x.fail("%s transport socket: %w", where, err)
 		return
 	}
+	x.check(where+" transport socket", ctx.ValidateAll())
 	common := ctx.GetCommonTlsContext()
 	refs := slices.Clone(common.GetTlsCertificateSdsSecretConfigs())
 	refs = append(refs, common.GetValidationContextSdsSecretConfig(), common.GetCombinedValidationContext().GetValidationContextSdsSecretConfig())

@@ -56,6 +56,9 @@ type ServicePort struct {
 	// RateLimit caps the requests each ready endpoint of the port accepts (enforced by the
 	// endpoint's own sidecar); nil means no limit.
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+	// Identities are the SPIFFE IDs of the service accounts of the port's endpoints whose mTLS mode
+	// is STRICT or PERMISSIVE, sorted; callers verify that the server presents one of them.
+	Identities []string `json:"identities,omitempty"`
 	// Sources names the objects whose settings shaped this port (e.g. "TrafficPolicy shop/checkout"),
 	// so a rejected resource can be traced back to them.
 	Sources []ObjectRef `json:"sources,omitempty"`
@@ -80,7 +83,20 @@ type Endpoint struct {
 	// Workload and Version label the endpoint for telemetry (the pod's app and version labels).
 	Workload string `json:"workload,omitempty"`
 	Version  string `json:"version,omitempty"`
+	// MTLS is the mutual TLS mode of the endpoint's pod, from the ZeroTrust that covers it; empty
+	// means none covers it, which is the same as MTLSDisable.
+	MTLS MTLSMode `json:"mtls,omitempty"`
 }
+
+// MTLSMode is how an endpoint takes inbound connections.
+type MTLSMode string
+
+// The mutual TLS modes (ZeroTrust's spec.mtls.mode).
+const (
+	MTLSStrict     MTLSMode = "STRICT"
+	MTLSPermissive MTLSMode = "PERMISSIVE"
+	MTLSDisable    MTLSMode = "DISABLE"
+)
 
 // Route sends the requests that fit Match to weighted destinations.
 type Route struct {

@@ -8,7 +8,8 @@ import (
 )
 
 // A cache key names one xcache.Cache: the type URL for the types every flavour shares, and
-// "<listener type URL>#<flavour>" for listeners, which differ per flavour.
+// "<type URL>#<flavour>" for listeners and clusters, which differ per flavour (proxyless gRPC
+// clusters to mTLS servers name the bootstrap's certificate provider; envoy.Snapshot.ClustersOf).
 
 // servedTypes are the type URLs the server answers, in publish order (see publish.go).
 var servedTypes = []string{
@@ -36,17 +37,29 @@ func served(typeURL string) bool {
 // listenerKey is the cache key of the listeners of flavour f.
 func listenerKey(f envoy.Flavour) string { return resource.ListenerType + "#" + string(f) }
 
+// clusterKey is the cache key of the clusters of flavour f.
+func clusterKey(f envoy.Flavour) string { return resource.ClusterType + "#" + string(f) }
+
+// perFlavour reports whether typeURL has a cache per flavour.
+func perFlavour(typeURL string) bool {
+	return typeURL == resource.ListenerType || typeURL == resource.ClusterType
+}
+
 // cacheKey is the key of the cache that serves typeURL to a proxy of flavour f.
 func cacheKey(typeURL string, f envoy.Flavour) string {
-	if typeURL == resource.ListenerType {
-		return listenerKey(f)
+	if perFlavour(typeURL) {
+		return typeURL + "#" + string(f)
 	}
 	return typeURL
 }
 
 // cacheKeys lists every cache key.
 func cacheKeys() []string {
-	keys := []string{resource.SecretType, resource.EndpointType, resource.ClusterType, resource.RouteType}
+	keys := []string{resource.SecretType, resource.EndpointType}
+	for _, f := range envoy.Flavours {
+		keys = append(keys, clusterKey(f))
+	}
+	keys = append(keys, resource.RouteType)
 	for _, f := range envoy.Flavours {
 		keys = append(keys, listenerKey(f))
 	}
@@ -56,8 +69,11 @@ func cacheKeys() []string {
 // typeOfKey is the type URL a cache key serves.
 func typeOfKey(key string) string {
 	for _, f := range envoy.Flavours {
-		if key == listenerKey(f) {
+		switch key {
+		case listenerKey(f):
 			return resource.ListenerType
+		case clusterKey(f):
+			return resource.ClusterType
 		}
 	}
 	return key
@@ -66,18 +82,19 @@ func typeOfKey(key string) string {
 // nodeFlavour reads the flavour from the node's metadata (envoy.FlavourOf).
 func nodeFlavour(n *core.Node) (envoy.Flavour, error) { return envoy.FlavourOf(n) }
 
-// classify picks the cache for a request from its type URL and, for listeners, its node's flavour.
+// classify picks the cache for a request from its type URL and, for listeners and clusters, its
+// node's flavour.
 // Both go-control-plane servers set request.Node from the stream's first request before creating a
 // watch, and the tracker's request callbacks do the same from their own per-stream record, so the
 // node is there on every request of a stream. An unknown flavour gives a key with no cache; the
 // tracker rejects such a stream earlier with a clearer error.
 func classify(typeURL string, n *core.Node) string {
-	if typeURL != resource.ListenerType {
+	if !perFlavour(typeURL) {
 		return typeURL
 	}
 	f, err := nodeFlavour(n)
 	if err != nil {
 		return "invalid-flavour"
 	}
-	return listenerKey(f)
+	return cacheKey(typeURL, f)
 }

@@ -5,12 +5,16 @@ import (
 	"testing"
 	"time"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/sluice-mesh/sluice/xds/envoy"
 )
@@ -176,4 +180,47 @@ func TestNodeFlavour(t *testing.T) {
 	if got, err := nodeFlavour(nil); got != envoy.FlavourEnvoy || err != nil {
 		t.Errorf("nodeFlavour(nil) = %q, %v", got, err)
 	}
+}
+
+// Clusters a flavour overrides (proxyless gRPC clusters to mTLS servers) reach only nodes of that
+// flavour; the others get the shared cluster of the same name, and a change of the override alone
+// is pushed to that flavour only.
+func TestClustersFollowNodeFlavour(t *testing.T) {
+	ts := startServer(t, Options{})
+	m := baseMesh()
+	snap := m.snapshot(t)
+	override := proto.Clone(snap.Clusters["c1"]).(*clusterv3.Cluster)
+	override.ConnectTimeout = durationpb.New(7 * time.Second)
+	snap.ClusterOverrides = map[envoy.Flavour]map[string]*clusterv3.Cluster{envoy.FlavourGRPC: {"c1": override}}
+	if err := ts.Publish(snap, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	conn := ts.dial(t)
+	envoyC := newSotwClient(t, conn, testNode("envoy-1", ""))
+	grpcC := newSotwClient(t, conn, testNode("grpc-1", envoy.FlavourGRPC))
+	timeout := func(r *discovery.DiscoveryResponse) time.Duration {
+		t.Helper()
+		c := decode(t, r.GetResources())["c1"].(*clusterv3.Cluster)
+		return c.GetConnectTimeout().AsDuration()
+	}
+	if got := timeout(envoyC.fetch(resource.ClusterType)); got == 7*time.Second {
+		t.Errorf("the Envoy node got the gRPC override of c1")
+	}
+	if got := timeout(grpcC.fetch(resource.ClusterType, "c1")); got != 7*time.Second {
+		t.Errorf("the gRPC node got c1 with connect timeout %v, want its override's 7s", got)
+	}
+	if got := testutil.ToFloat64(ts.metrics.snapshotResources.WithLabelValues("cds")); got != 1 {
+		t.Errorf("sluice_xds_snapshot_resources{type=cds} = %v, want 1 (clusters counted by name)", got)
+	}
+
+	// The override goes: the gRPC node gets the shared cluster; the Envoy node gets nothing new.
+	snap2 := m.snapshot(t)
+	snap2.Clusters["c1"] = snap.Clusters["c1"]
+	if err := ts.Publish(snap2, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got := timeout(grpcC.next(resource.ClusterType)); got == 7*time.Second {
+		t.Errorf("the gRPC node kept the withdrawn override")
+	}
+	envoyC.noResponse()
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-mesh/sluice/xds/envoy"
@@ -35,7 +36,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"type"}),
 		snapshotResources: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_xds_snapshot_resources",
-			Help: "Resources in the published snapshot, by resource type (listeners of every flavour).",
+			Help: "Resources in the published snapshot, by resource type (listeners of every flavour; clusters by name).",
 		}, []string{"type"}),
 		snapshotBytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_xds_snapshot_bytes",
@@ -90,6 +91,10 @@ func (s *Server) ObserveTranslation(d time.Duration) {
 func (s *Server) updateSnapshotMetrics() {
 	counts := map[string]int{}
 	for key, resources := range s.published {
+		// Every flavour's cluster cache holds the same names (some overridden): count them once.
+		if typeOfKey(key) == resource.ClusterType && key != clusterKey(envoy.Flavours[0]) {
+			continue
+		}
 		counts[typeNames[typeOfKey(key)]] += len(resources)
 	}
 	for _, t := range servedTypes {

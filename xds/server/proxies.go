@@ -234,14 +234,14 @@ func (t *tracker) streamList() []*stream {
 	return slices.Collect(maps.Values(t.streams))
 }
 
-// clustersWarm reports whether the stream has nothing more to do with cluster version target for
-// the clusters named: it is closed, does not watch any of them, or has ACKed or NACKed target or a
-// later version.
-func (st *stream) clustersWarm(target uint64, names map[string]struct{}) bool {
+// clustersWarm reports whether the stream has nothing more to do with the cluster version of its
+// flavour's cache (targets) for the clusters added there (names): it is closed, does not watch any
+// of them, or has ACKed or NACKed that version or a later one.
+func (st *stream) clustersWarm(targets map[envoy.Flavour]uint64, names map[envoy.Flavour]map[string]struct{}) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	ts := st.types[resource.ClusterType]
-	return st.closed || ts == nil || !ts.watches(names) || ts.acked >= target || ts.nacked >= target
+	ts, target := st.types[resource.ClusterType], targets[st.flavour]
+	return st.closed || ts == nil || !ts.watches(names[st.flavour]) || ts.acked >= target || ts.nacked >= target
 }
 
 // notifier is a broadcast: wait returns a channel that the next notify closes.
@@ -316,7 +316,7 @@ func (st *stream) routesWarm(target uint64, clusters map[string]struct{}, caches
 func (st *stream) holdsLocked(clusters map[string]struct{}, caches map[string]*xcache.Cache) bool {
 	for _, typ := range []string{resource.ClusterType, resource.EndpointType} {
 		ts := st.types[typ]
-		if ts == nil || !ts.holdsAll(clusters, caches[typ]) {
+		if ts == nil || !ts.holdsAll(clusters, caches[cacheKey(typ, st.flavour)]) {
 			return false
 		}
 	}

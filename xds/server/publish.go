@@ -77,11 +77,21 @@ func (s *Server) Publish(snap *envoy.Snapshot, trigger time.Time) error {
 		errs = append(errs, s.apply(key, nil, changes[key].remove, trigger))
 	}
 
-	for _, key := range []string{resource.SecretType, resource.EndpointType, resource.ClusterType} {
-		upsert(key)
+	upsert(resource.SecretType)
+	upsert(resource.EndpointType)
+	for _, f := range envoy.Flavours {
+		upsert(clusterKey(f))
 	}
-	if newClusters := changes[resource.ClusterType].added; len(newClusters) > 0 && routingChanges(changes) {
-		s.waitClustersWarm(s.versions[resource.ClusterType], newClusters)
+	if routingChanges(changes) {
+		targets, added := map[envoy.Flavour]uint64{}, map[envoy.Flavour][]string{}
+		for _, f := range envoy.Flavours {
+			if a := changes[clusterKey(f)].added; len(a) > 0 {
+				targets[f], added[f] = s.versions[clusterKey(f)], a
+			}
+		}
+		if len(added) > 0 {
+			s.waitClustersWarm(targets, added)
+		}
 	}
 	if warm, incoming := s.warmRoutes(changes[resource.RouteType].upsert); len(warm) > 0 {
 		if pending := s.streamsNeedingWarmup(warm, incoming); len(pending) > 0 {
@@ -97,9 +107,11 @@ func (s *Server) Publish(snap *envoy.Snapshot, trigger time.Time) error {
 		remove(listenerKey(f))
 	}
 	remove(resource.RouteType)
-	for _, key := range []string{resource.ClusterType, resource.EndpointType, resource.SecretType} {
-		remove(key)
+	for _, f := range envoy.Flavours {
+		remove(clusterKey(f))
 	}
+	remove(resource.EndpointType)
+	remove(resource.SecretType)
 
 	s.updateSnapshotMetrics()
 	err = errors.Join(errs...)
@@ -170,6 +182,9 @@ func (s *Server) apply(key string, upsert map[string]types.Resource, remove []st
 	have := s.published[key]
 	for name, msg := range upsert {
 		size := proto.Size(msg)
+		if s.sharedWithFirstFlavour(key, name, msg) {
+			size = 0 // counted once, in the first flavour's cache
+		}
 		s.publishedBytes += size - have[name].size
 		have[name] = publishedResource{msg: msg, size: size}
 	}
@@ -183,6 +198,20 @@ func (s *Server) apply(key string, upsert map[string]types.Resource, remove []st
 	}
 	s.proxies.intern.update(upsert, gone)
 	return nil
+}
+
+// sharedWithFirstFlavour reports whether msg, to be published under name in the cache of key, is
+// the very message the first flavour's cache of the same type holds: the clusters that no flavour
+// overrides are shared by every flavour's cache, and are counted once in the snapshot metrics.
+// Publish updates flavours in envoy.Flavours order, so the first flavour's cache is current.
+func (s *Server) sharedWithFirstFlavour(key, name string, msg types.Resource) bool {
+	typeURL := typeOfKey(key)
+	first := cacheKey(typeURL, envoy.Flavours[0])
+	if !perFlavour(typeURL) || key == first {
+		return false
+	}
+	p, ok := s.published[first][name]
+	return ok && p.msg == msg
 }
 
 // recordRouteVersions notes the version that changed routes. Warm-up routes (pushed before the
@@ -206,16 +235,20 @@ func (s *Server) publishes(name string) bool {
 	return false
 }
 
-// waitClustersWarm waits until no stream that was open when it started still has to ACK cluster
-// version target for the added clusters, or until Options.WarmTimeout. Streams that open during the
-// wait fetch the new clusters with their first cluster request; they are not waited for.
-func (s *Server) waitClustersWarm(target uint64, added []string) {
-	names := make(map[string]struct{}, len(added))
-	for _, n := range added {
-		names[n] = struct{}{}
+// waitClustersWarm waits until no stream that was open when it started still has to ACK the
+// cluster version of its flavour's cache (targets) for the clusters added there, or until
+// Options.WarmTimeout. Streams that open during the wait fetch the new clusters with their first
+// cluster request; they are not waited for.
+func (s *Server) waitClustersWarm(targets map[envoy.Flavour]uint64, added map[envoy.Flavour][]string) {
+	names := make(map[envoy.Flavour]map[string]struct{}, len(added))
+	for f, a := range added {
+		names[f] = make(map[string]struct{}, len(a))
+		for _, n := range a {
+			names[f][n] = struct{}{}
+		}
 	}
-	s.waitFor(s.proxies.streamList(), func(st *stream) bool { return st.clustersWarm(target, names) },
-		"Proxies did not ACK new clusters in time; pushing routes and listeners anyway", "clusterVersion", target)
+	s.waitFor(s.proxies.streamList(), func(st *stream) bool { return st.clustersWarm(targets, names) },
+		"Proxies did not ACK new clusters in time; pushing routes and listeners anyway", "clusterVersions", targets)
 }
 
 // waitFor waits until done holds for every stream of pending (checked again on every request and
@@ -277,7 +310,14 @@ func flatten(snap *envoy.Snapshot, v *envoy.Validator) (map[string]map[string]ty
 		errs = collect(out[listenerKey(f)], listeners, errs)
 	}
 	errs = collect(out[resource.RouteType], snap.Routes, errs)
-	errs = collect(out[resource.ClusterType], snap.Clusters, errs)
+	for f := range snap.ClusterOverrides {
+		if !slices.Contains(envoy.Flavours, f) {
+			errs = append(errs, fmt.Errorf("clusters for unknown flavour %q", f))
+		}
+	}
+	for _, f := range envoy.Flavours {
+		errs = collect(out[clusterKey(f)], snap.ClustersOf(f), errs)
+	}
 	errs = collect(out[resource.EndpointType], snap.Endpoints, errs)
 	errs = collect(out[resource.SecretType], snap.Secrets, errs)
 	if err := errors.Join(errs...); err != nil {

@@ -13,12 +13,13 @@ import (
 // endpoint is an ir.Endpoint with the labels of its pod, for subset selection.
 type endpoint struct {
 	ir.Endpoint
-	labels map[string]string
+	labels   map[string]string
+	identity string // the pod's SPIFFE ID when a ZeroTrust covers it
 }
 
 // endpointsOf returns the endpoints of one Service port from the Service's EndpointSlices, with
 // each endpoint's pod labels. Duplicates (an address in two slices) are kept once.
-func endpointsOf(svc *corev1.Service, port corev1.ServicePort, slices []*discoveryv1.EndpointSlice, pods map[podKey]*corev1.Pod) []endpoint {
+func endpointsOf(svc *corev1.Service, port corev1.ServicePort, slices []*discoveryv1.EndpointSlice, pods map[podKey]*corev1.Pod, security func(*corev1.Pod) podSecurity) []endpoint {
 	seen := map[ir.Endpoint]bool{}
 	var out []endpoint
 	for _, slice := range slices {
@@ -50,6 +51,8 @@ func endpointsOf(svc *corev1.Service, port corev1.ServicePort, slices []*discove
 				e.labels = pod.Labels
 				e.Workload = workloadName(pod)
 				e.Version = pod.Labels["version"]
+				sec := security(pod)
+				e.MTLS, e.identity = sec.mode, sec.identity
 			}
 			if seen[e.Endpoint] {
 				continue

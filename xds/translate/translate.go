@@ -23,6 +23,7 @@ func Translate(res *resources.Resources) (*ir.IR, Problems) {
 	for _, s := range res.Services {
 		services[serviceKey{s.Namespace, s.Name}] = s
 	}
+	security := securityOf(res.ZeroTrusts)
 	policies := selectPolicies(res.TrafficPolicies, services, &problems)
 	rollouts := selectRollouts(res.Rollouts, services, &problems)
 	for _, tp := range policies {
@@ -44,12 +45,13 @@ func Translate(res *resources.Resources) (*ir.IR, Problems) {
 			if !meshed {
 				continue
 			}
-			eps := endpointsOf(svc, port, res.EndpointSlices, pods)
+			eps := endpointsOf(svc, port, res.EndpointSlices, pods, security)
 			p := ir.ServicePort{
-				Name:     port.Name,
-				Port:     uint32(port.Port),
-				Protocol: protocol,
-				Subsets:  []ir.Subset{allEndpoints(eps)},
+				Name:       port.Name,
+				Port:       uint32(port.Port),
+				Protocol:   protocol,
+				Subsets:    []ir.Subset{allEndpoints(eps)},
+				Identities: identitiesOf(eps),
 			}
 			routes := []ir.Route{defaultRoute()}
 			tp := policies[key]
