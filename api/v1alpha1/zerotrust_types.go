@@ -8,8 +8,11 @@ import (
 // mutual TLS, and lists who may call what.
 // +kubebuilder:validation:XValidation:rule="has(self.identity) || self.mtls.mode == 'DISABLE'",message="identity is required unless mtls.mode is DISABLE: name the cert-manager issuer that signs workload certificates",fieldPath=".identity"
 type ZeroTrustSpec struct {
-	// selector picks the workloads (pods) in this namespace the policy applies to; an empty selector
-	// ({}) picks every workload in the namespace.
+	// selector picks the workloads (pods) in this namespace the policy applies to; an empty or
+	// omitted selector picks every workload in the namespace, and in the operator's namespace makes
+	// the ZeroTrust mesh-wide. Each pod is covered by one ZeroTrust: one whose non-empty selector
+	// matches it (the one with the most requirements), else the namespace's, else the mesh-wide
+	// one; of two at the same level the older wins and the newer is reported Conflicted.
 	// +optional
 	Selector *metav1.LabelSelector `json:"selector,omitempty"`
 
@@ -188,9 +191,16 @@ type AuthorizationSource struct {
 type ZeroTrustStatus struct {
 	Status `json:",inline"`
 
-	// workloads is how many pods the selector picks.
+	// workloads is how many pods this ZeroTrust covers: the pods it selects that no more specific
+	// (or, at the same scope, older) ZeroTrust covers instead.
 	// +optional
 	Workloads int32 `json:"workloads,omitempty"`
+
+	// nextRenewal is the earliest time cert-manager will renew one of the workload certificates
+	// issued for this ZeroTrust (the earliest status.renewalTime of its Certificates); empty while
+	// none is issued.
+	// +optional
+	NextRenewal *metav1.Time `json:"nextRenewal,omitempty"`
 }
 
 // ZeroTrust secures a namespace's workloads: SPIFFE identities issued by cert-manager, mutual TLS in
@@ -203,6 +213,7 @@ type ZeroTrustStatus struct {
 // +kubebuilder:printcolumn:name="Issuer",type=string,JSONPath=`.spec.identity.issuerRef.name`
 // +kubebuilder:printcolumn:name="Workloads",type=integer,JSONPath=`.status.workloads`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Next Renewal",type=string,JSONPath=`.status.nextRenewal`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ZeroTrust struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -41,7 +41,7 @@ func debugHandlers(s *server.Server) map[string]http.Handler {
 }
 
 // addMesh adds the xDS server (every replica), the mesh reconciler that feeds it (every replica)
-// and the status reconcilers (leader only).
+// and the status and ZeroTrust identity reconcilers (leader only).
 func addMesh(mgr ctrl.Manager, xdsServer *server.Server, nacks *nackForwarder, o Options) error {
 	feedback := controllers.NewFeedback()
 	mesh := &controllers.MeshReconciler{
@@ -73,6 +73,18 @@ func addMesh(mgr ctrl.Manager, xdsServer *server.Server, nacks *nackForwarder, o
 		if err := rollouts.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up the Rollout controller: %w", err)
 		}
+	}
+	namespace := o.Namespace
+	if namespace == "" {
+		namespace = DefaultNamespace
+	}
+	identities := &controllers.ZeroTrustReconciler{
+		Client:            mgr.GetClient(),
+		Recorder:          mgr.GetEventRecorder("sluice-zerotrust"),
+		OperatorNamespace: namespace,
+	}
+	if err := identities.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the ZeroTrust identity controller: %w", err)
 	}
 	if o.XDSAddr == "" || o.XDSAddr == "0" {
 		return nil

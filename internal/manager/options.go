@@ -3,6 +3,8 @@ package manager
 
 import (
 	"flag"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,6 +41,11 @@ type Options struct {
 	// Debounce is how long a change waits for more before the mesh is translated.
 	Debounce time.Duration
 
+	// Namespace is the operator's own namespace: a ZeroTrust there with an empty selector is
+	// mesh-wide. BindFlags defaults it to POD_NAMESPACE, else the namespace of the pod's service
+	// account, else sluice-system.
+	Namespace string
+
 	// PrometheusAddress is the Prometheus HTTP API that Rollout analysis queries, unless a
 	// Rollout names its own in spec.analysis.prometheus.
 	PrometheusAddress string
@@ -54,6 +61,9 @@ type Options struct {
 	// SkipControllerNameValidation lets tests build several managers in one process.
 	SkipControllerNameValidation bool
 }
+
+// DefaultNamespace is the operator's namespace when nothing says otherwise (config/default's).
+const DefaultNamespace = "sluice-system"
 
 // LeaderElectionID names the lease the replicas compete for.
 const LeaderElectionID = "sluice.mesh.sluice.dev"
@@ -81,8 +91,24 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"host:port of an OpenTelemetry collector (OTLP/gRPC) that sidecars send spans to; empty turns tracing off.")
 	fs.DurationVar(&o.Debounce, "xds-debounce", 100*time.Millisecond,
 		"How long a change waits for more changes before the mesh is translated and pushed.")
+	fs.StringVar(&o.Namespace, "namespace", defaultNamespace(),
+		"The operator's own namespace, where a ZeroTrust with an empty selector is mesh-wide.")
 	fs.StringVar(&o.PrometheusAddress, "prometheus-address", "http://prometheus.monitoring:9090",
 		"Prometheus HTTP API that Rollout analysis queries unless a Rollout names its own.")
 	fs.DurationVar(&o.AnalysisTimeout, "analysis-timeout", 15*time.Second,
 		"How long one Rollout's analysis check (all its queries) may take; past it the check is inconclusive.")
+}
+
+// defaultNamespace is the namespace the manager runs in: POD_NAMESPACE (the downward API), else
+// the in-cluster service account's namespace, else sluice-system.
+func defaultNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	if data, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
+		if ns := strings.TrimSpace(string(data)); ns != "" {
+			return ns
+		}
+	}
+	return DefaultNamespace
 }
