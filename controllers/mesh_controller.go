@@ -47,6 +47,8 @@ type MeshReconciler struct {
 	EnvoyOptions envoy.Options
 	Clock        clock.PassiveClock
 	Debounce     time.Duration
+	// OperatorNamespace is the operator's own namespace, where a ZeroTrust covers the whole mesh.
+	OperatorNamespace string
 
 	// translator is built from EnvoyOptions on first use; it reuses the xDS messages of the Service
 	// ports that did not change, so Publish can tell them apart by pointer. translateMu guards it.
@@ -127,7 +129,7 @@ func (r *MeshReconciler) NACKed(message string, resourceNames []string) {
 }
 
 func (r *MeshReconciler) gather(ctx context.Context) (*resources.Resources, error) {
-	res := &resources.Resources{}
+	res := &resources.Resources{OperatorNamespace: r.OperatorNamespace}
 	var (
 		services corev1.ServiceList
 		slices   discoveryv1.EndpointSliceList

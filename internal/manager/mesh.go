@@ -44,10 +44,15 @@ func debugHandlers(s *server.Server) map[string]http.Handler {
 // and the status and ZeroTrust identity reconcilers (leader only).
 func addMesh(mgr ctrl.Manager, xdsServer *server.Server, nacks *nackForwarder, o Options) error {
 	feedback := controllers.NewFeedback()
+	namespace := o.Namespace
+	if namespace == "" {
+		namespace = DefaultNamespace
+	}
 	mesh := &controllers.MeshReconciler{
-		Reader:    mgr.GetClient(),
-		Publisher: xdsServer,
-		Feedback:  feedback,
+		OperatorNamespace: namespace,
+		Reader:            mgr.GetClient(),
+		Publisher:         xdsServer,
+		Feedback:          feedback,
 		EnvoyOptions: envoy.Options{
 			AccessLog:        o.AccessLog,
 			TracingCollector: o.TracingCollector,
@@ -73,10 +78,6 @@ func addMesh(mgr ctrl.Manager, xdsServer *server.Server, nacks *nackForwarder, o
 		if err := rollouts.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up the Rollout controller: %w", err)
 		}
-	}
-	namespace := o.Namespace
-	if namespace == "" {
-		namespace = DefaultNamespace
 	}
 	identities := &controllers.ZeroTrustReconciler{
 		Client:            mgr.GetClient(),

@@ -28,10 +28,10 @@ import (
 	"k8s.io/utils/ptr"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/controllers/zerotrust"
 	"github.com/sluice-mesh/sluice/internal/testcertmanager"
 	"github.com/sluice-mesh/sluice/internal/testmesh"
 	"github.com/sluice-mesh/sluice/xds/envoy"
-	"github.com/sluice-mesh/sluice/xds/translate"
 )
 
 var (
@@ -60,7 +60,7 @@ func TestStrict(t *testing.T) {
 	m := newMesh(t, "mtls-strict", meshv1alpha1.MTLSStrict, "192.0.2.111")
 
 	peers := m.callThroughMesh(t, 20)
-	if want := translate.SPIFFEID(translate.DefaultTrustDomain, m.ns, "client"); peers[want] != 20 {
+	if want := zerotrust.SPIFFEID(zerotrust.DefaultTrustDomain, m.ns, "client"); peers[want] != 20 {
 		t.Fatalf("the server should have seen the client certificate %s on all 20 calls: %v", want, peers)
 	}
 	t.Logf("20 calls over mTLS; the server saw the client as %v", peers)
@@ -139,7 +139,7 @@ func issue(t *testing.T, issuer *testcertmanager.CA, ns, sa string) testmesh.Cer
 	defer cancel()
 	crt := &unstructuredCert{ns: ns, name: "test-identity-" + sa, spec: map[string]any{
 		"secretName": "test-identity-" + sa,
-		"uris":       []any{translate.SPIFFEID(translate.DefaultTrustDomain, ns, sa)},
+		"uris":       []any{zerotrust.SPIFFEID(zerotrust.DefaultTrustDomain, ns, sa)},
 		"duration":   "1h",
 		"privateKey": map[string]any{"algorithm": "ECDSA", "size": int64(256)},
 		"usages":     []any{"digital signature", "key encipherment", "server auth", "client auth"},
@@ -279,7 +279,7 @@ func (m *mesh) callThroughMesh(t *testing.T, n int) map[string]int {
 			t.Fatalf("call %d: %v", i, err)
 		}
 		if tlsInfo, ok := p.AuthInfo.(credentials.TLSInfo); ok {
-			if got, want := uriOf(tlsInfo.State.PeerCertificates[0]), translate.SPIFFEID(translate.DefaultTrustDomain, m.ns, "ledger"); got != want {
+			if got, want := uriOf(tlsInfo.State.PeerCertificates[0]), zerotrust.SPIFFEID(zerotrust.DefaultTrustDomain, m.ns, "ledger"); got != want {
 				t.Fatalf("call %d: the server presented %s, want %s", i, got, want)
 			}
 		}

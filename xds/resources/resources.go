@@ -27,6 +27,9 @@ type Resources struct {
 	TrafficPolicies []*meshv1alpha1.TrafficPolicy
 	Rollouts        []*meshv1alpha1.Rollout
 	ZeroTrusts      []*meshv1alpha1.ZeroTrust
+	// OperatorNamespace is the operator's own namespace: a ZeroTrust there with an empty selector
+	// covers the whole mesh.
+	OperatorNamespace string
 }
 
 // Add puts obj into the bundle by its type; objects of other types are an error.

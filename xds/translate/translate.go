@@ -23,7 +23,7 @@ func Translate(res *resources.Resources) (*ir.IR, Problems) {
 	for _, s := range res.Services {
 		services[serviceKey{s.Namespace, s.Name}] = s
 	}
-	security := securityOf(res.ZeroTrusts)
+	security := securityOf(res.ZeroTrusts, res.Pods, res.OperatorNamespace)
 	policies := selectPolicies(res.TrafficPolicies, services, &problems)
 	rollouts := selectRollouts(res.Rollouts, services, &problems)
 	for _, tp := range policies {

@@ -65,6 +65,8 @@ func reversed(r *resources.Resources) *resources.Resources {
 		TrafficPolicies: reverse(r.TrafficPolicies),
 		Rollouts:        reverse(r.Rollouts),
 		ZeroTrusts:      reverse(r.ZeroTrusts),
+
+		OperatorNamespace: r.OperatorNamespace,
 	}
 }
 

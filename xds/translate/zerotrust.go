@@ -1,58 +1,15 @@
 package translate
 
 import (
-	"fmt"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/controllers/zerotrust"
 	"github.com/sluice-mesh/sluice/xds/ir"
 )
-
-// DefaultTrustDomain is the SPIFFE trust domain of a ZeroTrust that names none.
-const DefaultTrustDomain = "cluster.local"
-
-// CoveringZeroTrust is the ZeroTrust that decides a pod's mTLS mode, among the ZeroTrusts of the
-// pod's namespace: one whose non-empty selector matches the pod's labels beats one with an empty
-// (or no) selector, which covers the whole namespace; nil if none covers the pod. Ties go to the
-// oldest, then the first by name, so the answer does not depend on list order. Selectors that do
-// not parse cover nothing.
-//
-// It is deliberately small and pure: the identity controller (controllers/zerotrust*) owns
-// precedence (mesh-wide ZeroTrusts in the operator's namespace included) and reports conflicts;
-// this function is the one place to swap for its resolution.
-func CoveringZeroTrust(pod *corev1.Pod, zts []*meshv1alpha1.ZeroTrust) *meshv1alpha1.ZeroTrust {
-	var best *meshv1alpha1.ZeroTrust
-	bestRank := 0
-	for _, zt := range zts {
-		if zt.Namespace != pod.Namespace {
-			continue
-		}
-		rank := 1 // namespace-wide
-		if sel := zt.Spec.Selector; sel != nil && (len(sel.MatchLabels) > 0 || len(sel.MatchExpressions) > 0) {
-			s, err := metav1.LabelSelectorAsSelector(sel)
-			if err != nil || !s.Matches(labels.Set(pod.Labels)) {
-				continue
-			}
-			rank = 2
-		}
-		if rank > bestRank || (rank == bestRank && older(zt, best)) {
-			best, bestRank = zt, rank
-		}
-	}
-	return best
-}
-
-func older(a, b *meshv1alpha1.ZeroTrust) bool {
-	ta, tb := a.CreationTimestamp, b.CreationTimestamp
-	if !ta.Equal(&tb) {
-		return ta.Before(&tb)
-	}
-	return a.Name < b.Name
-}
 
 // podSecurity is what the ZeroTrust covering a pod makes of it: its mTLS mode and SPIFFE ID.
 type podSecurity struct {
@@ -60,37 +17,32 @@ type podSecurity struct {
 	identity string
 }
 
-// securityOf returns the security of each pod, computed once per pod.
-func securityOf(zts []*meshv1alpha1.ZeroTrust) func(*corev1.Pod) podSecurity {
-	byNamespace := map[string][]*meshv1alpha1.ZeroTrust{}
-	for _, zt := range zts {
-		byNamespace[zt.Namespace] = append(byNamespace[zt.Namespace], zt)
+// securityOf returns the security of each pod. The covering ZeroTrusts come from the same
+// precedence the identity controller issues certificates by (controllers/zerotrust.Resolve:
+// workload selector, then namespace, then mesh-wide in the operator's namespace; the older wins a
+// tie), so a pod's mTLS mode and its certificate always come from one ZeroTrust.
+func securityOf(zts []*meshv1alpha1.ZeroTrust, pods []*corev1.Pod, operatorNamespace string) func(*corev1.Pod) podSecurity {
+	in := make([]zerotrust.Pod, 0, len(pods))
+	for _, p := range pods {
+		in = append(in, zerotrust.Pod{Namespace: p.Namespace, Name: p.Name, Labels: p.Labels, ServiceAccount: p.Spec.ServiceAccountName})
 	}
+	coverage := zerotrust.Resolve(zts, in, operatorNamespace)
 	memo := map[*corev1.Pod]podSecurity{}
 	return func(pod *corev1.Pod) podSecurity {
 		if sec, ok := memo[pod]; ok {
 			return sec
 		}
 		var sec podSecurity
-		if zt := CoveringZeroTrust(pod, byNamespace[pod.Namespace]); zt != nil {
+		if zt := coverage.ByPod[types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}].ZeroTrust; zt != nil {
 			sec.mode = ir.MTLSMode(zt.Spec.MTLS.Mode)
 			if sec.mode == "" {
 				sec.mode = ir.MTLSStrict // the API's default
 			}
-			trustDomain := DefaultTrustDomain
-			if id := zt.Spec.Identity; id != nil && id.TrustDomain != "" {
-				trustDomain = id.TrustDomain
-			}
-			sec.identity = SPIFFEID(trustDomain, pod.Namespace, serviceAccountOf(pod))
+			sec.identity = zerotrust.SPIFFEID(zerotrust.TrustDomain(zt), pod.Namespace, serviceAccountOf(pod))
 		}
 		memo[pod] = sec
 		return sec
 	}
-}
-
-// SPIFFEID is the identity of a service account: spiffe://<trustDomain>/ns/<namespace>/sa/<name>.
-func SPIFFEID(trustDomain, namespace, serviceAccount string) string {
-	return fmt.Sprintf("spiffe://%s/ns/%s/sa/%s", trustDomain, namespace, serviceAccount)
 }
 
 // serviceAccountOf is the pod's service account; the API server sets "default" when a pod names
