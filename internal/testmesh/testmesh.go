@@ -162,3 +162,20 @@ func FreeAddr() string {
 	defer func() { _ = l.Close() }()
 	return l.Addr().String()
 }
+
+// Eventually calls check every poll until it returns nil, and fails the test with check's last
+// error once timeout has passed. Tests wait for conditions this way, not with sleeps.
+func Eventually(t testing.TB, timeout, poll time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %v", timeout, err)
+		}
+		time.Sleep(poll)
+	}
+}

@@ -45,20 +45,10 @@ func tally(t *testing.T, c testgrpc.TestServiceClient, n int, md ...string) map[
 	return counts
 }
 
-// eventually retries check until it returns nil or the timeout passes.
+// eventually retries check until it returns nil or timeout passes.
 func eventually(t *testing.T, timeout time.Duration, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testmesh.Eventually(t, timeout, 100*time.Millisecond, check)
 }
 
 func share(counts map[string]int, key string) float64 {

@@ -18,6 +18,7 @@ import (
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/internal/testcertmanager"
+	"github.com/sluice-mesh/sluice/internal/testmesh"
 )
 
 func must(t *testing.T, err error) {
@@ -27,20 +28,10 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// eventually calls check until it returns nil, failing the test with its last error after timeout.
+// eventually retries check until it returns nil or timeout passes.
 func eventually(t *testing.T, timeout time.Duration, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	testmesh.Eventually(t, timeout, 25*time.Millisecond, check)
 }
 
 // namespace creates a namespace for the test and deletes its pods and ZeroTrusts when the test
