@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,8 +19,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/controllers/zerotrust"
 	"github.com/sluice-mesh/sluice/internal/sandbox"
 	"github.com/sluice-mesh/sluice/internal/testcluster"
+	"github.com/sluice-mesh/sluice/internal/testmesh"
 )
 
 // The demo's workload: the greeter Service in namespace demo.
@@ -28,7 +31,9 @@ const (
 	demoName      = "greeter"
 	demoPort      = 8080
 	demoTarget    = "greeter.demo.svc.cluster.local:8080"
-	callsPerSec   = 50
+	// loadgenName is the service account (and pod) whose identity the demo's users present.
+	loadgenName = "loadgen"
+	callsPerSec = 50
 	// analysisInterval is short so the story takes a minute or two; a real one is a minute or more.
 	analysisInterval = 5 * time.Second
 )
@@ -37,7 +42,7 @@ const (
 // only if the healthy canary was promoted and the bad one rolled back.
 func runDemo(stateDir, demoApp string) int {
 	u := newUI()
-	if err := enter(); err != nil {
+	if err := enter(stateDir); err != nil {
 		u.bad("%v", err)
 		return 1
 	}
@@ -55,19 +60,38 @@ func runDemo(stateDir, demoApp string) int {
 		sb.Stop()
 		u.say("done")
 	}()
-	d := &demo{ui: u, c: sb.Client}
+	d := &demo{ui: u, c: sb.Client, sb: sb, stateDir: stateDir}
 	return d.story(ctx)
 }
 
 type demo struct {
-	ui    *ui
-	c     client.Client
-	users *load
+	ui       *ui
+	c        client.Client
+	sb       *sandbox.Sandbox
+	stateDir string
+	users    *load
+}
+
+// loadgenFiles is where the users' identity is written for their gRPC bootstrap.
+func loadgenFiles(stateDir string) testmesh.CertificateFiles {
+	dir := filepath.Join(stateDir, loadgenName)
+	return testmesh.CertificateFiles{Cert: filepath.Join(dir, "tls.crt"), Key: filepath.Join(dir, "tls.key"), CA: filepath.Join(dir, "ca.crt")}
+}
+
+// startUsers writes the users' identity (issued for the loadgen pod's service account) and starts
+// calling.
+func (d *demo) startUsers(ctx context.Context) error {
+	if _, err := d.sb.WriteIdentity(ctx, demoNamespace, loadgenName, filepath.Join(d.stateDir, loadgenName)); err != nil {
+		return err
+	}
+	var err error
+	d.users, err = startLoad(ctx, demoTarget, callsPerSec)
+	return err
 }
 
 func (d *demo) story(ctx context.Context) int {
 	u := d.ui
-	u.title("greeter v1: 3 pods behind a Service, with a TrafficPolicy and a Rollout")
+	u.title("greeter v1: 3 pods behind a Service, with a ZeroTrust (STRICT mTLS), a TrafficPolicy and a Rollout")
 	if err := d.deploy(ctx); err != nil {
 		u.bad("%v", err)
 		return 1
@@ -81,11 +105,12 @@ func (d *demo) story(ctx context.Context) int {
 	}
 	v1 := ro.Status.StableRevision
 	u.ok("v1 (revision %s) is stable; greeter-primary serves it", v1)
-	if d.users, err = startLoad(ctx, demoTarget, callsPerSec); err != nil {
-		u.bad("starting the load: %v", err)
+	if err := d.startUsers(ctx); err != nil {
+		u.bad("starting the users: %v", err)
 		return 1
 	}
-	u.say("users call xds:///%s, %d calls a second, through gRPC's own xDS client", demoTarget, callsPerSec)
+	u.say("users call xds:///%s, %d calls a second, through gRPC's own xDS client, over mutual TLS as %s",
+		demoTarget, callsPerSec, zerotrust.SPIFFEID(zerotrust.DefaultTrustDomain, demoNamespace, loadgenName))
 
 	u.title("Release v2 (healthy): the canary steps 10 → 30 → 60 % while Prometheus says it is healthy")
 	if err := d.release(ctx, "v2", 0); err != nil {
@@ -133,6 +158,22 @@ func (d *demo) deploy(ctx context.Context) error {
 	labels := map[string]string{"app": demoName}
 	objs := []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: demoNamespace}},
+		// Every workload of the namespace gets a SPIFFE identity from the sandbox's CA, and takes
+		// only mutual TLS.
+		&meshv1alpha1.ZeroTrust{
+			ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: "demo"},
+			Spec: meshv1alpha1.ZeroTrustSpec{
+				MTLS: meshv1alpha1.MutualTLS{Mode: meshv1alpha1.MTLSStrict},
+				Identity: &meshv1alpha1.Identity{IssuerRef: meshv1alpha1.IssuerRef{
+					Group: "cert-manager.io", Kind: "ClusterIssuer", Name: d.sb.CAIssuer}},
+			},
+		},
+		// The demo's users run in the sandbox process; this pod gives them their identity.
+		&corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: loadgenName, Labels: map[string]string{"app": loadgenName}},
+			Spec: corev1.PodSpec{ServiceAccountName: loadgenName, Containers: []corev1.Container{{
+				Name: "users", Image: sandbox.LoadgenImage}}},
+		},
 		&appsv1.Deployment{
 			ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: demoName},
 			Spec: appsv1.DeploymentSpec{
@@ -141,6 +182,7 @@ func (d *demo) deploy(ctx context.Context) error {
 				Template: corev1.PodTemplateSpec{
 					ObjectMeta: metav1.ObjectMeta{Labels: labels},
 					Spec: corev1.PodSpec{
+						ServiceAccountName: demoName,
 						// Ready once the app listens, as a readiness probe would say (see internal/testcluster).
 						ReadinessGates: []corev1.PodReadinessGate{{ConditionType: testcluster.ServingGate}},
 						Containers: []corev1.Container{{
@@ -191,7 +233,7 @@ func (d *demo) deploy(ctx context.Context) error {
 			return fmt.Errorf("creating %T %s: %w", o, o.GetName(), err)
 		}
 	}
-	d.ui.say("created Deployment, Service, TrafficPolicy and Rollout %s/%s", demoNamespace, demoName)
+	d.ui.say("created ZeroTrust, Deployment, Service, TrafficPolicy and Rollout %s/%s", demoNamespace, demoName)
 	return nil
 }
 
@@ -308,6 +350,12 @@ func (d *demo) summary(promoted, rolledBack bool) int {
 		u.say("users' calls over the whole story: %s", u.traffic(totals))
 		if lost > 0 {
 			u.say("%d calls failed without reaching a version (timeouts, no endpoint)", lost)
+		}
+		for who, n := range d.users.seenAs() {
+			if who == "" {
+				who = "plain text (no client certificate)"
+			}
+			u.say("the servers saw %d answered calls from %s", n, who)
 		}
 	}
 	if promoted && rolledBack {

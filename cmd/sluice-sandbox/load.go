@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"maps"
 	"regexp"
 	"slices"
 	"sync"
@@ -9,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	xdscreds "google.golang.org/grpc/credentials/xds"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
 	_ "google.golang.org/grpc/xds" // the xds:/// resolver, configured by GRPC_XDS_BOOTSTRAP_CONFIG
@@ -21,6 +23,8 @@ type load struct {
 	window map[string]*versionStats // since the last take
 	total  map[string]*versionStats
 	other  int // failures no version can be told for (no endpoint, timeouts)
+	// callers counts answered calls by the identity the server saw them from ("" plain text).
+	callers map[string]int
 }
 
 type versionStats struct {
@@ -32,12 +36,17 @@ type versionStats struct {
 var injected = regexp.MustCompile(`\(version ([^)]*)\)`)
 
 func startLoad(ctx context.Context, target string, perSecond int) (*load, error) {
-	conn, err := grpc.NewClient("xds:///"+target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// Mutual TLS when the control plane's clusters ask for it (a STRICT ZeroTrust), plain otherwise.
+	creds, err := xdscreds.NewClientCredentials(xdscreds.ClientOptions{FallbackCreds: insecure.NewCredentials()})
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient("xds:///"+target, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, err
 	}
 	client := testpb.NewTestServiceClient(conn)
-	l := &load{window: map[string]*versionStats{}, total: map[string]*versionStats{}}
+	l := &load{window: map[string]*versionStats{}, total: map[string]*versionStats{}, callers: map[string]int{}}
 	go func() {
 		defer func() { _ = conn.Close() }()
 		tick := time.NewTicker(time.Second / time.Duration(perSecond))
@@ -58,7 +67,7 @@ func (l *load) call(ctx context.Context, c testpb.TestServiceClient) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	start := time.Now()
-	resp, err := c.UnaryCall(ctx, &testpb.SimpleRequest{FillServerId: true}, grpc.WaitForReady(true))
+	resp, err := c.UnaryCall(ctx, &testpb.SimpleRequest{FillServerId: true, FillUsername: true}, grpc.WaitForReady(true))
 	took := time.Since(start)
 	version := resp.GetServerId()
 	if err != nil {
@@ -68,6 +77,9 @@ func (l *load) call(ctx context.Context, c testpb.TestServiceClient) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err == nil {
+		l.callers[resp.GetUsername()]++
+	}
 	if version == "" {
 		l.other++
 		return
@@ -94,6 +106,13 @@ func (l *load) take() map[string]versionFigures {
 	out := figuresOf(l.window)
 	l.window = map[string]*versionStats{}
 	return out
+}
+
+// seenAs returns how many answered calls the servers saw from each identity.
+func (l *load) seenAs() map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.callers)
 }
 
 // totals returns the figures since the start and the failures of no version.

@@ -23,10 +23,12 @@ import (
 
 	"github.com/sluice-mesh/sluice/internal/podnet"
 	"github.com/sluice-mesh/sluice/internal/sandbox"
+	"github.com/sluice-mesh/sluice/internal/testcertmanager"
 	"github.com/sluice-mesh/sluice/internal/testcluster"
 	"github.com/sluice-mesh/sluice/internal/testenv"
 	"github.com/sluice-mesh/sluice/internal/testmesh"
 	"github.com/sluice-mesh/sluice/internal/testprom"
+	"github.com/sluice-mesh/sluice/xds/envoy"
 )
 
 func main() {
@@ -81,7 +83,7 @@ func besideMe(name string) (string, error) {
 
 // enter resolves the tools (which may be built, needing the network), then moves into the
 // sandbox's own network namespace, with host listeners on hostAddrs.
-func enter(hostAddrs ...string) error {
+func enter(stateDir string, hostAddrs ...string) error {
 	prepare := func() error {
 		for _, tool := range []struct {
 			env  string
@@ -90,6 +92,7 @@ func enter(hostAddrs ...string) error {
 			{"KUBEBUILDER_ASSETS", testenv.Assets},
 			{"PROMETHEUS_BINARY", testprom.Binary},
 			{"KWOK_BINARY", testcluster.KwokBinary},
+			{"CERT_MANAGER_DIR", testcertmanager.Dir},
 		} {
 			p, err := tool.path()
 			if err != nil {
@@ -99,9 +102,11 @@ func enter(hostAddrs ...string) error {
 				return err
 			}
 		}
-		// grpc-go reads its bootstrap when it starts: the demo's clients inside find the operator.
-		return os.Setenv("GRPC_XDS_BOOTSTRAP_CONFIG",
-			string(testmesh.Bootstrap(sandbox.XDSAddr, "grpc~127.0.0.1~sandbox-demo~default.svc.cluster.local")))
+		// grpc-go reads its bootstrap when it starts: the demo's users inside find the operator,
+		// and present the loadgen identity (written to these files before they call).
+		return os.Setenv("GRPC_XDS_BOOTSTRAP_CONFIG", string(testmesh.Bootstrap(sandbox.XDSAddr,
+			envoy.NodeID(envoy.FlavourGRPC, "127.0.0.1", loadgenName, demoNamespace),
+			testmesh.WithCertificates(loadgenFiles(stateDir)))))
 	}
 	err := podnet.EnterListeningAfter(prepare, hostAddrs...)
 	if errors.Is(err, podnet.ErrUnavailable) {
@@ -112,7 +117,7 @@ func enter(hostAddrs ...string) error {
 
 // runForeground runs the sandbox until SIGINT or SIGTERM.
 func runForeground(stateDir, demoApp string) error {
-	if err := enter("127.0.0.1:0"); err != nil {
+	if err := enter(stateDir, "127.0.0.1:0"); err != nil {
 		return err
 	}
 	hosts, err := podnet.HostListeners()
@@ -128,7 +133,7 @@ func runForeground(stateDir, demoApp string) error {
 	}
 	defer sb.Stop()
 	// The demo's starting point: greeter v1 under a Rollout, with users calling it.
-	d := &demo{ui: newUI(), c: sb.Client}
+	d := &demo{ui: newUI(), c: sb.Client, sb: sb, stateDir: stateDir}
 	if err := d.deploy(ctx); err != nil {
 		return err
 	}
@@ -137,7 +142,7 @@ func runForeground(stateDir, demoApp string) error {
 	}); err != nil {
 		return err
 	}
-	if _, err := startLoad(ctx, demoTarget, callsPerSec); err != nil {
+	if err := d.startUsers(ctx); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(stateDir, "ready"), nil, 0o644); err != nil {
@@ -145,7 +150,8 @@ func runForeground(stateDir, demoApp string) error {
 	}
 	defer func() { _ = os.Remove(filepath.Join(stateDir, "ready")) }()
 	fmt.Printf(`
-The sandbox is ready: greeter v1 runs in namespace demo under a Rollout, and %d calls a second reach it.
+The sandbox is ready: greeter v1 runs in namespace demo under a Rollout and a STRICT ZeroTrust,
+and %d calls a second reach it over mutual TLS.
   export KUBECONFIG=%s
   kubectl get sluice,deploy,pods -A
   kubectl -n demo set env deployment/greeter VERSION=v2             # a healthy canary: watch it step up

@@ -36,7 +36,8 @@ type Options struct {
 	ServerOptions []grpc.ServerOption
 	// XDS serves as a proxyless gRPC xDS server: it serves only once the control plane named by its
 	// bootstrap (GRPC_XDS_BOOTSTRAP, or an xds.BootstrapContentsForTesting server option) has sent
-	// the Listener for its address, and takes its security and routing from there.
+	// the Listener for its address, and takes its security (mutual TLS with the certificates of the
+	// bootstrap's certificate provider) and routing from there.
 	XDS bool
 }
 

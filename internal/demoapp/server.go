@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	xdscreds "google.golang.org/grpc/credentials/xds"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/xds"
 )
@@ -68,7 +70,15 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 
 	serverOpts := append([]grpc.ServerOption{m.serverOption()}, opts.ServerOptions...)
 	if opts.XDS {
-		xs, err := xds.NewGRPCServer(serverOpts...)
+		// TLS when the control plane's listener asks for it (a STRICT ZeroTrust), plain text otherwise.
+		creds, err := xdscreds.NewServerCredentials(xdscreds.ServerOptions{FallbackCreds: insecure.NewCredentials()})
+		if err != nil {
+			_ = s.grpcLis.Close()
+			_ = s.httpLis.Close()
+			_ = m.shutdown(ctx)
+			return nil, err
+		}
+		xs, err := xds.NewGRPCServer(append(serverOpts, grpc.Creds(creds))...)
 		if err != nil {
 			_ = s.grpcLis.Close()
 			_ = s.httpLis.Close()

@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -29,8 +31,9 @@ func (s *testService) EmptyCall(ctx context.Context, _ *testpb.Empty) (*testpb.E
 	return &testpb.Empty{}, nil
 }
 
-// UnaryCall answers with the pod name and version whatever the request asks, and honours the
-// request's response_status (so a test can produce any status) and response_size.
+// UnaryCall answers with the pod name and version whatever the request asks, honours the
+// request's response_status (so a test can produce any status) and response_size, and with
+// fill_username answers the caller's SPIFFE ID as username (empty over plain text).
 func (s *testService) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 	if err := s.misbehave(ctx); err != nil {
 		return nil, err
@@ -41,11 +44,29 @@ func (s *testService) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) 
 	if size := req.GetResponseSize(); size < 0 || size > maxResponseSize {
 		return nil, status.Errorf(codes.InvalidArgument, "response_size %d: must be within 0-%d", size, maxResponseSize)
 	}
-	return &testpb.SimpleResponse{
+	resp := &testpb.SimpleResponse{
 		Hostname: s.hostname,
 		ServerId: s.version,
 		Payload:  &testpb.Payload{Body: make([]byte, req.GetResponseSize())},
-	}, nil
+	}
+	if req.GetFillUsername() {
+		resp.Username = callerIdentity(ctx)
+	}
+	return resp, nil
+}
+
+// callerIdentity is the URI SAN of the caller's TLS client certificate (its SPIFFE ID under mutual
+// TLS), "" over plain text.
+func callerIdentity(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return ""
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.PeerCertificates) == 0 || len(info.State.PeerCertificates[0].URIs) == 0 {
+		return ""
+	}
+	return info.State.PeerCertificates[0].URIs[0].String()
 }
 
 // misbehave waits the configured latency, then fails the call if the error schedule says so.

@@ -14,7 +14,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/sluice-mesh/sluice/internal/testmesh"
 	"github.com/sluice-mesh/sluice/internal/testprom"
+	"github.com/sluice-mesh/sluice/xds/envoy"
 	"github.com/sluice-mesh/sluice/xds/translate"
 )
 
@@ -22,6 +24,10 @@ import (
 // sluice-demoapp (any tag) runs cmd/demoapp as a local process on the pod's IP. Pods of other
 // images are Running for Kubernetes but nothing serves them.
 const DemoImage = "sluice-demoapp"
+
+// LoadgenImage marks the pod that stands for the demo's users, who run in the sandbox process:
+// the pod gives them a service account and so an identity. Nothing runs for it.
+const LoadgenImage = "sluice-loadgen:1.0"
 
 // MetricsPort is where every demo pod serves /metrics; Prometheus scrapes it.
 const MetricsPort = 9090
@@ -32,6 +38,9 @@ func (s *Sandbox) startPod(ctx context.Context, pod *corev1.Pod) (func(), error)
 		return nil, nil
 	}
 	c := pod.Spec.Containers[0]
+	if c.Image == LoadgenImage {
+		return nil, nil
+	}
 	if image, _, _ := strings.Cut(c.Image, ":"); image != DemoImage {
 		fmt.Fprintf(s.opts.Log, "  pods: %s/%s: the sandbox runs only the %s image, not %s; nothing serves it\n",
 			pod.Namespace, pod.Name, DemoImage, c.Image)
@@ -54,11 +63,16 @@ func (s *Sandbox) startPod(ctx context.Context, pod *corev1.Pod) (func(), error)
 			env = append(env, e.Name+"="+e.Value)
 		}
 	}
-	logDir := filepath.Join(s.opts.StateDir, "pods")
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
+	podDir := filepath.Join(s.opts.StateDir, "pods", pod.Namespace+"_"+pod.Name)
+	if err := os.MkdirAll(podDir, 0o755); err != nil {
 		return nil, err
 	}
-	logFile, err := os.Create(filepath.Join(logDir, pod.Namespace+"_"+pod.Name+".log"))
+	bootstrap, err := s.podBootstrap(ctx, pod, podDir)
+	if err != nil {
+		return nil, err
+	}
+	env = append(env, "GRPC_XDS_BOOTSTRAP="+bootstrap)
+	logFile, err := os.Create(filepath.Join(podDir, "app.log"))
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +110,27 @@ func (s *Sandbox) startPod(ctx context.Context, pod *corev1.Pod) (func(), error)
 		_ = s.scrapes.Remove(context.Background(), target)
 		stopProcess()
 	}, nil
+}
+
+// podBootstrap writes the pod's GRPC_XDS_BOOTSTRAP: the demo app serves as a proxyless gRPC xDS
+// server of the operator, with the pod's identity as its certificate when a ZeroTrust asks for
+// one (mutual TLS when it is STRICT).
+func (s *Sandbox) podBootstrap(ctx context.Context, pod *corev1.Pod, dir string) (string, error) {
+	opts := []testmesh.BootstrapOption{testmesh.WithServerListenerTemplate()}
+	need, err := s.needsIdentity(ctx, pod.Namespace)
+	if err != nil {
+		return "", err
+	}
+	if need {
+		files, err := s.WriteIdentity(ctx, pod.Namespace, pod.Spec.ServiceAccountName, dir)
+		if err != nil {
+			return "", err
+		}
+		opts = append(opts, testmesh.WithCertificates(*files))
+	}
+	nodeID := envoy.NodeID(envoy.FlavourGRPC, pod.Status.PodIP, pod.Name, pod.Namespace)
+	path := filepath.Join(dir, "grpc-bootstrap.json")
+	return path, os.WriteFile(path, testmesh.Bootstrap(XDSAddr, nodeID, opts...), 0o644)
 }
 
 // waitListening waits until something accepts connections on addr.

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/sluice-mesh/sluice/internal/manager"
+	"github.com/sluice-mesh/sluice/internal/testcertmanager"
 	"github.com/sluice-mesh/sluice/internal/testcluster"
 	"github.com/sluice-mesh/sluice/internal/testenv"
 	"github.com/sluice-mesh/sluice/internal/testmesh"
@@ -32,6 +33,10 @@ const (
 	XDSAddr = "127.0.0.1:15010"
 	// ServiceCIDR holds the Services' cluster IPs (envtest's default holds only 253).
 	ServiceCIDR = "10.96.0.0/16"
+	// CAIssuer names the CA ClusterIssuer the sandbox creates for workload identities.
+	CAIssuer = "sluice-ca"
+	// OperatorNamespace is the operator's namespace: a ZeroTrust there covers the whole mesh.
+	OperatorNamespace = "sluice-system"
 )
 
 // Options configure a Sandbox.
@@ -50,11 +55,14 @@ type Options struct {
 
 // Sandbox is a running sandbox.
 type Sandbox struct {
-	opts     Options
-	Env      *testenv.Env
-	Client   client.Client
-	Cluster  *testcluster.Cluster
-	Prom     *testprom.Server
+	opts        Options
+	Env         *testenv.Env
+	Client      client.Client
+	Cluster     *testcluster.Cluster
+	Prom        *testprom.Server
+	CertManager *testcertmanager.CertManager
+	// CAIssuer is the CA ClusterIssuer that signs workload identities (ZeroTrust issuerRef).
+	CAIssuer string
 	Operator *testmesh.Operator
 
 	scrapes *testprom.PodTargets
@@ -113,9 +121,22 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	if err := step("cert-manager and a CA ClusterIssuer", func() (err error) {
+		if s.CertManager, err = testcertmanager.New(ctx, s.Env, testcertmanager.Options{}); err != nil {
+			return err
+		}
+		ca, err := s.CertManager.CreateCA(ctx, CAIssuer)
+		if err == nil {
+			s.CAIssuer = ca.IssuerName
+		}
+		return err
+	}); err != nil {
+		return nil, err
+	}
 	if err := step("Sluice operator", func() (err error) {
 		s.Operator, err = testmesh.StartOperator(s.Env.Config, manager.Options{
 			XDSAddr:           XDSAddr,
+			Namespace:         OperatorNamespace,
 			PrometheusAddress: s.Prom.URL(),
 			GracefulShutdown:  5 * time.Second,
 		})
@@ -168,6 +189,9 @@ func (s *Sandbox) Stop() {
 	var errs []error
 	if s.Prom != nil {
 		errs = append(errs, s.Prom.Stop())
+	}
+	if s.CertManager != nil {
+		errs = append(errs, s.CertManager.Stop())
 	}
 	if s.Cluster != nil {
 		errs = append(errs, s.Cluster.Stop())

@@ -52,10 +52,14 @@ func TestDemo(t *testing.T) {
 		"✓ a healthy canary (v2) was promoted step by step",
 		"✓ a bad canary (v3, 30 % errors) was rolled back by the analysis",
 		"Progressing step 2/3 canary  30%",
+		"answered calls from spiffe://cluster.local/ns/demo/sa/loadgen", // mutual TLS, as the ZeroTrust says
 	} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("the demo's output lacks %q:\n%s", want, out)
 		}
+	}
+	if bytes.Contains(out, []byte("plain text (no client certificate)")) {
+		t.Errorf("calls reached the servers without mutual TLS under a STRICT ZeroTrust:\n%s", out)
 	}
 	if bytes.Contains(out, []byte("\x1b[")) {
 		t.Error("colour codes in the output of a non-terminal")
@@ -93,7 +97,7 @@ func TestSandboxUpAndDown(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kubectl from outside the sandbox: %v\n%s", err, out)
 	}
-	for _, want := range []string{"rollout.mesh.sluice.dev/greeter", "Promoted", "trafficpolicy.mesh.sluice.dev/greeter"} {
+	for _, want := range []string{"rollout.mesh.sluice.dev/greeter", "Promoted", "trafficpolicy.mesh.sluice.dev/greeter", "zerotrust.mesh.sluice.dev/demo"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("kubectl get sluice -A lacks %q:\n%s", want, out)
 		}

@@ -14,12 +14,18 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	rbacconfigv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	leastrequestv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/load_balancing_policies/least_request/v3"
 	ringhashv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/load_balancing_policies/ring_hash/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	expr "google.golang.org/genproto/googleapis/api/expr/v1alpha1"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/sluice-mesh/sluice/xds/ir"
 )
 
 // grpc-go's resource validation lives in internal packages (internal/xds/xdsclient/xdsresource),
@@ -82,6 +88,37 @@ func TestGRPCCheckerCatches(t *testing.T) {
 			}}
 			l.GetFilterChains()[0].GetFilters()[0].ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: toAny(h[0].hcm)}
 		}},
+		{"RBAC policy with a condition", "Policy.condition is present", func(s *Snapshot) {
+			p := testRBACPolicy()
+			p.Condition = &expr.Expr{}
+			setServerRBAC(t, s, p)
+		}},
+		{"RBAC permission grpc-go lacks", "unsupported permission rule type", func(s *Snapshot) {
+			p := testRBACPolicy()
+			p.Permissions = []*rbacconfigv3.Permission{{Rule: &rbacconfigv3.Permission_DestinationPortRange{}}}
+			setServerRBAC(t, s, p)
+		}},
+		{"RBAC empty principal prefix", "empty prefix is not allowed", func(s *Snapshot) {
+			p := testRBACPolicy()
+			p.GetPrincipals()[0].GetAuthenticated().PrincipalName = &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{}}
+			setServerRBAC(t, s, p)
+		}},
+		{"RBAC on grpc- header", "is rejected", func(s *Snapshot) {
+			p := testRBACPolicy()
+			p.Permissions = []*rbacconfigv3.Permission{{Rule: &rbacconfigv3.Permission_Header{Header: &routev3.HeaderMatcher{
+				Name: "grpc-timeout", HeaderMatchSpecifier: &routev3.HeaderMatcher_PresentMatch{PresentMatch: true},
+			}}}}
+			setServerRBAC(t, s, p)
+		}},
+		{"RBAC on a client listener", "not supported on the client side", func(s *Snapshot) {
+			l := s.Listeners[FlavourGRPC][APIListenerName("checkout.shop.svc.cluster.local", 8080)]
+			hcm := &hcmv3.HttpConnectionManager{}
+			if err := l.GetApiListener().GetApiListener().UnmarshalTo(hcm); err != nil {
+				t.Fatal(err)
+			}
+			hcm.HttpFilters = append([]*hcmv3.HttpFilter{rbacFilter(&ir.Authorization{})}, hcm.HttpFilters...)
+			l.GetApiListener().ApiListener = toAny(hcm)
+		}},
 		{"listener filters on a server listener", "listener_filters are not supported", func(s *Snapshot) {
 			l := s.Listeners[FlavourGRPC][ServerListenerName("10.244.1.5", 8080)]
 			l.ListenerFilters = s.Listeners[FlavourEnvoy][VirtualInboundListener].GetListenerFilters()
@@ -99,6 +136,26 @@ func TestGRPCCheckerCatches(t *testing.T) {
 			}
 		})
 	}
+}
+
+func testRBACPolicy() *rbacconfigv3.Policy {
+	return rbacPolicy(&ir.AuthorizationPolicy{Name: "p", Principals: []ir.StringMatch{{Exact: "spiffe://cluster.local/ns/shop/sa/web"}}})
+}
+
+// setServerRBAC puts an RBAC filter with policy p before the router of the server listener of
+// validSnapshot.
+func setServerRBAC(t *testing.T, s *Snapshot, p *rbacconfigv3.Policy) {
+	t.Helper()
+	l := s.Listeners[FlavourGRPC][ServerListenerName("10.244.1.5", 8080)]
+	h, err := listenerHCMs(l)
+	if err != nil || len(h) != 1 {
+		t.Fatal(len(h), err)
+	}
+	cfg := &rbacv3.RBAC{Rules: &rbacconfigv3.RBAC{Policies: map[string]*rbacconfigv3.Policy{"p": p}}}
+	h[0].hcm.HttpFilters = append([]*hcmv3.HttpFilter{{
+		Name: rbacFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: toAny(cfg)},
+	}}, h[0].hcm.HttpFilters...)
+	l.GetFilterChains()[0].GetFilters()[0].ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: toAny(h[0].hcm)}
 }
 
 type grpcChecker struct {
@@ -218,6 +275,9 @@ func (c *grpcChecker) hcm(where string, a *anypb.Any, server bool) {
 		typ := f.GetTypedConfig().GetTypeUrl()
 		if !grpcHTTPFilters[typ] && !f.GetIsOptional() {
 			c.fail("%s: HTTP filter %q (%s) is not implemented by grpc-go", where, f.GetName(), typ)
+		}
+		if typ == rbacTypeURL {
+			c.rbac(fmt.Sprintf("%s HTTP filter %q", where, f.GetName()), f.GetTypedConfig(), server)
 		}
 		isRouter := typ == "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 		if isRouter != (i == len(fs)-1) {
@@ -522,5 +582,137 @@ func (c *grpcChecker) tlsSocket(where string, ts *corev3.TransportSocket, server
 	}
 	if len(vc.GetMatchTypedSubjectAltNames()) != 0 {
 		c.fail("%s: grpc-go ignores match_typed_subject_alt_names", where)
+	}
+}
+
+const rbacTypeURL = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
+
+// rbac restates grpc-go's RBAC filter (internal/xds/httpfilter/rbac, internal/xds/rbac): a server
+// filter only (it is no ClientFilterBuilder, so a client listener with it is NACKed); policies
+// without condition or checked_condition; only the permission and principal types its engine
+// converts; header matchers neither on ":scheme" nor on "grpc-*"; string matchers with a pattern
+// (an empty prefix or suffix is rejected). Action LOG is accepted but enforces nothing, so our
+// resources must use ALLOW (or DENY).
+func (c *grpcChecker) rbac(where string, a *anypb.Any, server bool) {
+	if !server {
+		c.fail("%s: the RBAC filter is not supported on the client side", where)
+	}
+	cfg := &rbacv3.RBAC{}
+	if err := a.UnmarshalTo(cfg); err != nil {
+		c.fail("%s: %v", where, err)
+		return
+	}
+	rules := cfg.GetRules()
+	if rules == nil {
+		c.fail("%s: no rules: grpc-go enforces nothing", where)
+		return
+	}
+	if rules.GetAction() != rbacconfigv3.RBAC_ALLOW && rules.GetAction() != rbacconfigv3.RBAC_DENY {
+		c.fail("%s: action %v enforces nothing", where, rules.GetAction())
+	}
+	if rules.GetAuditLoggingOptions() != nil {
+		c.fail("%s: audit logging options are not expected", where)
+	}
+	for name, p := range rules.GetPolicies() {
+		pw := fmt.Sprintf("%s policy %q", where, name)
+		if p.GetCondition() != nil || p.GetCheckedCondition() != nil {
+			c.fail("%s: Policy.condition is present", pw)
+		}
+		if len(p.GetPermissions()) == 0 || len(p.GetPrincipals()) == 0 {
+			c.fail("%s: a policy needs permissions and principals", pw)
+		}
+		for _, perm := range p.GetPermissions() {
+			c.rbacPermission(pw, perm)
+		}
+		for _, id := range p.GetPrincipals() {
+			c.rbacPrincipal(pw, id)
+		}
+	}
+}
+
+func (c *grpcChecker) rbacPermission(where string, p *rbacconfigv3.Permission) {
+	switch r := p.GetRule().(type) {
+	case *rbacconfigv3.Permission_AndRules:
+		for _, q := range r.AndRules.GetRules() {
+			c.rbacPermission(where, q)
+		}
+	case *rbacconfigv3.Permission_OrRules:
+		for _, q := range r.OrRules.GetRules() {
+			c.rbacPermission(where, q)
+		}
+	case *rbacconfigv3.Permission_NotRule:
+		c.rbacPermission(where, r.NotRule)
+	case *rbacconfigv3.Permission_Any:
+	case *rbacconfigv3.Permission_Header:
+		c.rbacHeader(where, r.Header)
+	case *rbacconfigv3.Permission_UrlPath:
+		c.rbacString(where+" url_path", r.UrlPath.GetPath())
+	case *rbacconfigv3.Permission_DestinationIp, *rbacconfigv3.Permission_DestinationPort:
+	default:
+		c.fail("%s: unsupported permission rule type: %T", where, r)
+	}
+}
+
+func (c *grpcChecker) rbacPrincipal(where string, p *rbacconfigv3.Principal) {
+	switch id := p.GetIdentifier().(type) {
+	case *rbacconfigv3.Principal_AndIds:
+		for _, q := range id.AndIds.GetIds() {
+			c.rbacPrincipal(where, q)
+		}
+	case *rbacconfigv3.Principal_OrIds:
+		for _, q := range id.OrIds.GetIds() {
+			c.rbacPrincipal(where, q)
+		}
+	case *rbacconfigv3.Principal_NotId:
+		c.rbacPrincipal(where, id.NotId)
+	case *rbacconfigv3.Principal_Any:
+	case *rbacconfigv3.Principal_Authenticated_:
+		if pn := id.Authenticated.GetPrincipalName(); pn != nil {
+			c.rbacString(where+" principal_name", pn)
+		}
+	case *rbacconfigv3.Principal_Header:
+		c.rbacHeader(where, id.Header)
+	case *rbacconfigv3.Principal_UrlPath:
+		c.rbacString(where+" url_path", id.UrlPath.GetPath())
+	case *rbacconfigv3.Principal_DirectRemoteIp, *rbacconfigv3.Principal_SourceIp, *rbacconfigv3.Principal_RemoteIp:
+	default:
+		c.fail("%s: unsupported principal identifier type: %T", where, id)
+	}
+}
+
+func (c *grpcChecker) rbacHeader(where string, h *routev3.HeaderMatcher) {
+	name := toLowerASCII(h.GetName())
+	if name == ":scheme" || strings.HasPrefix(name, "grpc-") {
+		c.fail("%s: header matcher for %q is rejected", where, h.GetName())
+	}
+	switch m := h.GetHeaderMatchSpecifier().(type) {
+	case *routev3.HeaderMatcher_StringMatch:
+		c.rbacString(where+" header "+name, m.StringMatch)
+	case *routev3.HeaderMatcher_PresentMatch:
+	default:
+		c.fail("%s header %s: matcher %T not expected", where, name, m)
+	}
+}
+
+// rbacString restates internal/xds/matcher.StringMatcherFromProto.
+func (c *grpcChecker) rbacString(where string, m *matcherv3.StringMatcher) {
+	switch p := m.GetMatchPattern().(type) {
+	case *matcherv3.StringMatcher_Exact:
+	case *matcherv3.StringMatcher_Prefix:
+		if p.Prefix == "" {
+			c.fail("%s: empty prefix is not allowed in StringMatcher", where)
+		}
+	case *matcherv3.StringMatcher_Suffix:
+		if p.Suffix == "" {
+			c.fail("%s: empty suffix is not allowed in StringMatcher", where)
+		}
+	case *matcherv3.StringMatcher_Contains:
+		if p.Contains == "" {
+			c.fail("%s: empty contains is not allowed in StringMatcher", where)
+		}
+	case *matcherv3.StringMatcher_SafeRegex:
+		c.regex(where, p.SafeRegex.GetRegex())
+	default:
+		c.fail("%s: unrecognized string matcher %v", where, m)
 	}
 }

@@ -36,8 +36,14 @@ func grpcAPIListener(svc *ir.Service, port *ir.ServicePort) *listenerv3.Listener
 // for each RPC it should serve; the route config is inline so there is nothing else to fetch.
 // The listener does not depend on the Service, so two Services sharing an endpoint produce the same
 // resource. A STRICT endpoint's filter chain takes mutual TLS only (grpcServerTLS); for the others
-// it has no transport socket, and the server uses its fallback (plain-text) credentials.
-func grpcServerListener(ip string, port uint32, mode ir.MTLSMode) *listenerv3.Listener {
+// it has no transport socket, and the server uses its fallback (plain-text) credentials. With
+// authz (a STRICT endpoint whose workload has authorization rules), grpc-go's RBAC filter runs
+// before the router.
+func grpcServerListener(ip string, port uint32, mode ir.MTLSMode, authz *ir.Authorization) *listenerv3.Listener {
+	filters := []*hcmv3.HttpFilter{routerFilter()}
+	if authz != nil && grpcServerTakesTLS(mode) {
+		filters = []*hcmv3.HttpFilter{rbacFilter(authz), routerFilter()}
+	}
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: "grpc_server",
 		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
@@ -52,7 +58,7 @@ func grpcServerListener(ip string, port uint32, mode ir.MTLSMode) *listenerv3.Li
 				}},
 			}},
 		}},
-		HttpFilters: []*hcmv3.HttpFilter{routerFilter()},
+		HttpFilters: filters,
 	}
 	fc := &listenerv3.FilterChain{Name: "grpc-server", Filters: []*listenerv3.Filter{hcmFilter(hcm)}}
 	if grpcServerTakesTLS(mode) {

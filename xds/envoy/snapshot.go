@@ -1,6 +1,7 @@
 package envoy
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -75,8 +76,9 @@ type builder struct {
 	opts     Options
 	clusters *clusterSet // every Service cluster the IR defines, for checking references
 	errs     []error
-	// serverListener returns the gRPC server listener of ip:port (memoised by a Translator).
-	serverListener func(ip string, port uint32, mode ir.MTLSMode) *listenerv3.Listener
+	// serverListener returns the gRPC server listener of k (memoised by a Translator); authz is
+	// what k.authz encodes.
+	serverListener func(k serverKey, authz *ir.Authorization) *listenerv3.Listener
 }
 
 // clusterSet is the set of Service clusters of the mesh. When looked is set, it records every
@@ -175,11 +177,25 @@ func (b *builder) port(svc *ir.Service, port *ir.ServicePort, out *portResources
 	out.apiListener = grpcAPIListener(svc, port)
 	for _, ep := range port.Subsets[all].Endpoints {
 		if ep.Ready {
-			out.serverListeners = append(out.serverListeners, b.serverListener(ep.Address, ep.Port, ep.MTLS))
-			out.serverKeys = append(out.serverKeys, serverKey{ip: ep.Address, port: ep.Port, mode: ep.MTLS})
+			k := serverKey{ip: ep.Address, port: ep.Port, mode: ep.MTLS, authz: authzKey(ep.Authorization)}
+			out.serverListeners = append(out.serverListeners, b.serverListener(k, ep.Authorization))
+			out.serverKeys = append(out.serverKeys, k)
 		}
 	}
 	return b.addPortRouting(out)
+}
+
+// authzKey encodes an endpoint's authorization for serverKey: equal keys, equal authorizations.
+func authzKey(a *ir.Authorization) string {
+	if a == nil {
+		return ""
+	}
+	b, err := json.Marshal(a)
+	if err != nil {
+		// Only strings and slices of them: encoding does not fail.
+		panic(fmt.Sprintf("encoding %v: %v", a, err))
+	}
+	return string(b)
 }
 
 // addPort adds resources that port built before, with the same checks against the rest of the

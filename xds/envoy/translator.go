@@ -39,9 +39,10 @@ type portEntry struct {
 }
 
 type serverKey struct {
-	ip   string
-	port uint32
-	mode ir.MTLSMode
+	ip    string
+	port  uint32
+	mode  ir.MTLSMode
+	authz string // the endpoint's ir.Authorization, encoded; "" for none
 }
 
 // NewTranslator returns a Translator that translates with opts.
@@ -66,14 +67,13 @@ func (t *Translator) Translate(in *ir.IR) (*Snapshot, error) {
 	ports := make(map[string]*portEntry, len(t.ports))
 	servers := make(map[serverKey]*listenerv3.Listener, len(t.servers))
 	b := &builder{s: NewSnapshot(), opts: t.opts, clusters: clusters}
-	b.serverListener = func(ip string, port uint32, mode ir.MTLSMode) *listenerv3.Listener {
-		k := serverKey{ip: ip, port: port, mode: mode}
+	b.serverListener = func(k serverKey, authz *ir.Authorization) *listenerv3.Listener {
 		if l := servers[k]; l != nil {
 			return l
 		}
 		l := t.servers[k]
 		if l == nil {
-			l = grpcServerListener(ip, port, mode)
+			l = grpcServerListener(k.ip, k.port, k.mode, authz)
 		}
 		servers[k] = l
 		return l

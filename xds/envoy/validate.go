@@ -11,6 +11,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
+	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -275,6 +276,17 @@ func (x *extractor) listener(f Flavour, name string, l *listenerv3.Listener) {
 	for _, h := range hcms {
 		hw := where + " " + h.where
 		x.check(hw, h.hcm.ValidateAll())
+		for _, f := range h.hcm.GetHttpFilters() {
+			// protoc-gen-validate does not look inside Any: the RBAC rules are checked here.
+			cfg := &rbacv3.RBAC{}
+			if tc := f.GetTypedConfig(); tc == nil || !tc.MessageIs(cfg) {
+				continue
+			} else if err := tc.UnmarshalTo(cfg); err != nil {
+				x.fail("%s HTTP filter %q: %w", hw, f.GetName(), err)
+				continue
+			}
+			x.check(fmt.Sprintf("%s HTTP filter %q", hw, f.GetName()), cfg.ValidateAll())
+		}
 		switch rs := h.hcm.GetRouteSpecifier().(type) {
 		case *hcmv3.HttpConnectionManager_Rds:
 			x.add(checkItem{kind: checkRoute, where: hw, name: rs.Rds.GetRouteConfigName()})

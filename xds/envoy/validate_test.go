@@ -124,6 +124,13 @@ var validateRejectCases = []struct {
 		s.Listeners[FlavourEnvoy][l.GetName()] = l
 	},
 	want: []string{`tracing: cluster "opentelemetry_collector" does not exist`},
+}, {
+	name: "RBAC policy without principals",
+	mutate: func(s *Snapshot) {
+		l := grpcServerListener("10.244.9.9", 8080, ir.MTLSStrict, &ir.Authorization{Policies: []ir.AuthorizationPolicy{{Name: "nobody"}}})
+		s.Listeners[FlavourGRPC][l.GetName()] = l
+	},
+	want: []string{`HTTP filter "envoy.filters.http.rbac"`, `invalid Policy.Principals`},
 }}
 
 func TestValidateRejects(t *testing.T) {

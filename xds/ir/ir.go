@@ -86,6 +86,38 @@ type Endpoint struct {
 	// MTLS is the mutual TLS mode of the endpoint's pod, from the ZeroTrust that covers it; empty
 	// means none covers it, which is the same as MTLSDisable.
 	MTLS MTLSMode `json:"mtls,omitempty"`
+	// Authorization is who may call the endpoint, and what, when the ZeroTrust covering its pod has
+	// rules for it; set only for STRICT endpoints. nil means every authenticated caller may call
+	// everything.
+	Authorization *Authorization `json:"authorization,omitempty"`
+}
+
+// Authorization is default deny: a call is allowed only when a policy allows it. With no policies
+// (the workload has rules, but none for this port) every call is denied.
+type Authorization struct {
+	// Policies sorted by name.
+	Policies []AuthorizationPolicy `json:"policies,omitempty"`
+	// Source is the ZeroTrust the rules come from.
+	Source ObjectRef `json:"source"`
+}
+
+// AuthorizationPolicy allows a call whose caller matches one of Principals, whose path matches one
+// of Paths (any path when empty) and whose method is one of Methods (any when empty).
+type AuthorizationPolicy struct {
+	// Name is the rule's name, unique within its ZeroTrust.
+	Name       string        `json:"name"`
+	Principals []StringMatch `json:"principals"`
+	Paths      []StringMatch `json:"paths,omitempty"`
+	Methods    []string      `json:"methods,omitempty"`
+}
+
+// StringMatch matches a whole string (Exact), its beginning (Prefix) or its end (Suffix); exactly
+// one is set. For principals it is matched against the URI SANs (SPIFFE IDs) of the caller's
+// certificate.
+type StringMatch struct {
+	Exact  string `json:"exact,omitempty"`
+	Prefix string `json:"prefix,omitempty"`
+	Suffix string `json:"suffix,omitempty"`
 }
 
 // MTLSMode is how an endpoint takes inbound connections.

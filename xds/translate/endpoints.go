@@ -14,7 +14,8 @@ import (
 type endpoint struct {
 	ir.Endpoint
 	labels   map[string]string
-	identity string // the pod's SPIFFE ID when a ZeroTrust covers it
+	identity string      // the pod's SPIFFE ID when a ZeroTrust covers it
+	pod      *corev1.Pod // nil when the endpoint names no known pod
 }
 
 // endpointsOf returns the endpoints of one Service port from the Service's EndpointSlices, with
@@ -48,6 +49,7 @@ func endpointsOf(svc *corev1.Service, port corev1.ServicePort, slices []*discove
 				Ready: ep.Conditions.Ready == nil || *ep.Conditions.Ready,
 			}}
 			if pod != nil {
+				e.pod = pod
 				e.labels = pod.Labels
 				e.Workload = workloadName(pod)
 				e.Version = pod.Labels["version"]

@@ -24,6 +24,7 @@ func Translate(res *resources.Resources) (*ir.IR, Problems) {
 		services[serviceKey{s.Namespace, s.Name}] = s
 	}
 	security := securityOf(res.ZeroTrusts, res.Pods, res.OperatorNamespace)
+	members := membersOf(res.Services, res.EndpointSlices, pods)
 	policies := selectPolicies(res.TrafficPolicies, services, &problems)
 	rollouts := selectRollouts(res.Rollouts, services, &problems)
 	for _, tp := range policies {
@@ -46,6 +47,13 @@ func Translate(res *resources.Resources) (*ir.IR, Problems) {
 				continue
 			}
 			eps := endpointsOf(svc, port, res.EndpointSlices, pods, security)
+			for i := range eps {
+				// Only a STRICT server knows its callers' identities (a PERMISSIVE proxyless
+				// server serves plain text; see docs/xds.md).
+				if e := &eps[i]; e.pod != nil && e.MTLS == ir.MTLSStrict {
+					e.Authorization = authorizationOf(e.pod, e.Port, security(e.pod).zt, members[e.pod], services)
+				}
+			}
 			p := ir.ServicePort{
 				Name:       port.Name,
 				Port:       uint32(port.Port),

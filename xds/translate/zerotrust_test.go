@@ -1,6 +1,7 @@
 package translate_test
 
 import (
+	"strconv"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -43,5 +44,41 @@ func TestMeshWideZeroTrust(t *testing.T) {
 		if modes[key] != mode {
 			t.Errorf("%s: mode %q, want %q (all: %v)", key, modes[key], mode, modes)
 		}
+	}
+}
+
+// Once a rule is for a workload, each of its STRICT servers is default deny: a port that no rule
+// names gets an Authorization without policies. A workload no rule is for gets none.
+func TestAuthorizationDefaultDeny(t *testing.T) {
+	res := load(t, "testdata/zerotrust-authz.in.yaml")
+	for _, zt := range res.ZeroTrusts {
+		if zt.Name == "bank" {
+			zt.Spec.Rules = []meshv1alpha1.AuthorizationRule{{
+				Name: "admins",
+				To:   meshv1alpha1.AuthorizationTarget{Service: "ledger", Ports: []int32{9091}},
+				From: []meshv1alpha1.AuthorizationSource{{ServiceAccount: "admin"}},
+			}}
+		}
+	}
+	tree, _ := translate.Translate(res)
+	got := map[string]*ir.Authorization{}
+	for _, svc := range tree.Services {
+		for _, p := range svc.Ports {
+			for _, e := range p.Subsets[0].Endpoints {
+				got[svc.Name+" "+e.Address+":"+strconv.Itoa(int(e.Port))] = e.Authorization
+			}
+		}
+	}
+	if a := got["ledger 10.1.0.1:50051"]; a == nil || len(a.Policies) != 0 {
+		t.Errorf("ledger's 50051 should deny every call: %+v", a)
+	}
+	if a := got["ledger 10.1.0.1:50052"]; a == nil || len(a.Policies) != 1 || a.Policies[0].Name != "admins" {
+		t.Errorf("ledger's 50052 should allow admins only: %+v", a)
+	}
+	if a := got["notes 10.1.0.2:50051"]; a != nil {
+		t.Errorf("notes has no rule, so no authorization: %+v", a)
+	}
+	if a := got["notes 10.1.0.3:50051"]; a != nil {
+		t.Errorf("a PERMISSIVE server enforces no rules: %+v", a)
 	}
 }
