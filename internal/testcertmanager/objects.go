@@ -1,6 +1,7 @@
 package testcertmanager
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/base64"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 )
 
 // The kinds of cert-manager.io/v1 that the controllers act on, for unstructured objects.
@@ -269,4 +271,120 @@ func failed(gvk schema.GroupVersionKind, conds map[string]condition) error {
 		}
 	}
 	return nil
+}
+
+// Renew has cert-manager issue the Certificate again now, as `cmctl renew` does: it sets the
+// Certificate's Issuing condition to True with reason ManuallyTriggered (message "Certificate
+// re-issuance manually triggered", observedGeneration the current generation) and updates it
+// through the status subresource. cert-manager's trigger controller sets the same condition when
+// the renewal time comes; the key manager, request manager and issuing controllers then renew
+// (a new private key with the default rotationPolicy Always, a new CertificateRequest) and the
+// issuing controller writes the Secret before it raises status.revision.
+//
+// Unlike cmctl, Renew first waits for an issuance under way to finish (a trigger during one would
+// only relabel it, and no newer certificate would come), and tries the status update again on a
+// conflict. It returns the Secret once the Certificate is Ready (see WaitReady) and issued again:
+// status.revision past the one it had, the Issuing condition no longer True. ctx bounds the
+// whole, 30s when it has no deadline.
+func (cm *CertManager) Renew(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultWaitTimeout)
+		defer cancel()
+	}
+	before, err := cm.waitIssued(ctx, namespace, name, 0)
+	if err != nil {
+		return nil, fmt.Errorf("before renewing: %w", err)
+	}
+	revision, _, _ := unstructured.NestedInt64(before.Object, "status", "revision")
+	secretName, _, _ := unstructured.NestedString(before.Object, "spec", "secretName")
+	secretKey := types.NamespacedName{Namespace: namespace, Name: secretName}
+	old := &corev1.Secret{}
+	if err := cm.client.Get(ctx, secretKey, old); err != nil {
+		return nil, fmt.Errorf("the Secret of Certificate %s/%s: %w", namespace, name, err)
+	}
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		crt := &unstructured.Unstructured{}
+		crt.SetGroupVersionKind(CertificateGVK)
+		if err := cm.client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, crt); err != nil {
+			return err
+		}
+		if err := setIssuingManuallyTriggered(crt); err != nil {
+			return err
+		}
+		return cm.client.Status().Update(ctx, crt)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("triggering the issuance of Certificate %s/%s: %w", namespace, name, err)
+	}
+	if _, err := cm.waitIssued(ctx, namespace, name, revision); err != nil {
+		return nil, fmt.Errorf("renewing: %w", err)
+	}
+	secret := &corev1.Secret{}
+	if err := cm.client.Get(ctx, secretKey, secret); err != nil {
+		return nil, fmt.Errorf("the Secret of Certificate %s/%s: %w", namespace, name, err)
+	}
+	if bytes.Equal(secret.Data[corev1.TLSCertKey], old.Data[corev1.TLSCertKey]) {
+		return nil, fmt.Errorf("the Secret %s of Certificate %s/%s holds the certificate it had before the renewal, though status.revision moved past %d",
+			secretName, namespace, name, revision)
+	}
+	return secret, nil
+}
+
+// waitIssued waits until the Certificate is Ready (see WaitReady), its status.revision is past
+// revision and its Issuing condition is not True (the issuing controller removes it, or with the
+// ServerSideApply feature sets it False with reason Issued), and returns it.
+func (cm *CertManager) waitIssued(ctx context.Context, namespace, name string, revision int64) (*unstructured.Unstructured, error) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		crt, err := cm.WaitReady(ctx, CertificateGVK, namespace, name)
+		if err != nil {
+			return nil, err
+		}
+		got, _, _ := unstructured.NestedInt64(crt.Object, "status", "revision")
+		conds := conditions(crt)
+		if conds["Issuing"].status != "True" && got > revision {
+			return crt, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for Certificate %s/%s to be issued past revision %d: %w (revision %d; %s)",
+				namespace, name, revision, ctx.Err(), got, describe(conds))
+		case <-tick.C:
+		}
+	}
+}
+
+// setIssuingManuallyTriggered sets the Issuing condition as cmctl renew does (cert-manager's
+// apiutil.SetCertificateCondition): lastTransitionTime now, unless the condition was True already.
+func setIssuingManuallyTriggered(crt *unstructured.Unstructured) error {
+	list, _, err := unstructured.NestedSlice(crt.Object, "status", "conditions")
+	if err != nil {
+		return err
+	}
+	cond := map[string]any{
+		"type":               "Issuing",
+		"status":             "True",
+		"reason":             "ManuallyTriggered",
+		"message":            "Certificate re-issuance manually triggered",
+		"lastTransitionTime": time.Now().UTC().Format(time.RFC3339),
+		"observedGeneration": crt.GetGeneration(),
+	}
+	found := false
+	for i, item := range list {
+		m, ok := item.(map[string]any)
+		if !ok || m["type"] != "Issuing" {
+			continue
+		}
+		if m["status"] == "True" && m["lastTransitionTime"] != nil {
+			cond["lastTransitionTime"] = m["lastTransitionTime"]
+		}
+		list[i], found = cond, true
+		break
+	}
+	if !found {
+		list = append(list, cond)
+	}
+	return unstructured.SetNestedSlice(crt.Object, list, "status", "conditions")
 }

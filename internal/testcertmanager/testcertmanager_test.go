@@ -119,6 +119,32 @@ func TestIssuance(t *testing.T) {
 		if want := leaf.NotAfter.Add(-30 * time.Minute); renewalTime.Sub(want).Abs() > time.Second {
 			t.Errorf("status.renewalTime %v, want 30m before notAfter %v", renewalTime, leaf.NotAfter)
 		}
+
+		// Renew, as cmctl renew does: a new certificate and, with the default rotationPolicy
+		// Always, a new key, in the same Secret.
+		start = time.Now()
+		renewed, err := cm.Renew(ctx, namespace, "workload")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("Certificate renewed in %v", time.Since(start).Round(time.Millisecond))
+		newLeaf := checkLeaf(t, ca, renewed.Data[corev1.TLSCertKey])
+		if newLeaf.SerialNumber.Cmp(leaf.SerialNumber) == 0 {
+			t.Errorf("the renewed certificate has the old serial %x", leaf.SerialNumber)
+		}
+		newKey, err := parseKey(renewed.Data[corev1.TLSPrivateKeyKey])
+		if err != nil {
+			t.Fatalf("renewed Secret tls.key: %v", err)
+		}
+		if !newKey.Public().(*ecdsa.PublicKey).Equal(newLeaf.PublicKey) || newKey.Equal(key) {
+			t.Error("the renewed tls.key does not match the new tls.crt, or is the old key")
+		}
+		if err := env.Client.Get(ctx, clientKey("workload"), got); err != nil {
+			t.Fatal(err)
+		}
+		if revision, _, _ := unstructured.NestedInt64(got.Object, "status", "revision"); revision != 2 {
+			t.Errorf("status.revision %d after one renewal, want 2", revision)
+		}
 	})
 
 	t.Run("CertificateRequest", func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	xdscreds "google.golang.org/grpc/credentials/xds"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/xds"
@@ -99,9 +100,9 @@ func TestDisable(t *testing.T) {
 // mesh is one namespace with a ZeroTrust, a ledger server (service account ledger) behind a
 // Service, and certificates for it and for a client (service account client).
 type mesh struct {
-	ns          string
-	server      *server
-	clientFiles testmesh.CertificateFiles
+	ns                       string
+	server                   *server
+	clientFiles, serverFiles testmesh.CertificateFiles
 }
 
 func newMesh(t *testing.T, ns string, mode meshv1alpha1.MTLSMode, podIP string) *mesh {
@@ -122,8 +123,8 @@ func newMesh(t *testing.T, ns string, mode meshv1alpha1.MTLSMode, podIP string) 
 	}
 	must(t, env.Client.Create(ctx, zt))
 
-	m := &mesh{ns: ns, clientFiles: issue(t, issuer, ns, "client")}
-	m.server = startServer(t, ns, "ledger-0", podIP, issue(t, issuer, ns, "ledger"))
+	m := &mesh{ns: ns, clientFiles: issue(t, issuer, ns, "client"), serverFiles: issue(t, issuer, ns, "ledger")}
+	m.server = startServer(t, ns, "ledger-0", podIP, m.serverFiles)
 	createService(t, ns, "ledger", m.server)
 	start := time.Now()
 	m.server.waitMode(t, connectivity.ServingModeServing, 20*time.Second)
@@ -131,8 +132,9 @@ func newMesh(t *testing.T, ns string, mode meshv1alpha1.MTLSMode, podIP string) 
 	return m
 }
 
-// issue has cert-manager issue the SPIFFE certificate of a service account and writes its
-// Secret's tls.crt, tls.key and ca.crt to files, as the injector would mount them.
+// issue has cert-manager issue the SPIFFE certificate (Certificate and Secret
+// test-identity-<sa>) of a service account and writes its Secret's tls.crt, tls.key and ca.crt to
+// files, as the injector would mount them (writeSecretVolume).
 func issue(t *testing.T, issuer *testcertmanager.CA, ns, sa string) testmesh.CertificateFiles {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -155,10 +157,45 @@ func issue(t *testing.T, issuer *testcertmanager.CA, ns, sa string) testmesh.Cer
 		Cert: filepath.Join(dir, "tls.crt"), Key: filepath.Join(dir, "tls.key"), CA: filepath.Join(dir, "ca.crt"),
 		Refresh: time.Second,
 	}
-	must(t, os.WriteFile(files.Cert, secret.Data[corev1.TLSCertKey], 0o600))
-	must(t, os.WriteFile(files.Key, secret.Data[corev1.TLSPrivateKeyKey], 0o600))
-	must(t, os.WriteFile(files.CA, secret.Data["ca.crt"], 0o600))
+	must(t, writeSecretVolume(dir, secret))
 	return files
+}
+
+// writeSecretVolume writes a Secret's data into dir as the kubelet updates a Secret volume
+// (pkg/volume/util/atomic_writer.go): the files go into a new timestamped directory, the symlink
+// ..data is swapped to it with a rename, and each key is a symlink to ..data/<key>, so a reader
+// sees all the old files or all the new ones.
+func writeSecretVolume(dir string, secret *corev1.Secret) error {
+	ts, err := os.MkdirTemp(dir, time.Now().UTC().Format("..2006_01_02_15_04_05."))
+	if err != nil {
+		return err
+	}
+	for k, v := range secret.Data {
+		if err := os.WriteFile(filepath.Join(ts, k), v, 0o600); err != nil {
+			return err
+		}
+	}
+	data, tmp := filepath.Join(dir, "..data"), filepath.Join(dir, "..data_tmp")
+	old, _ := os.Readlink(data)
+	if err := os.Symlink(filepath.Base(ts), tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, data); err != nil {
+		return err
+	}
+	for k := range secret.Data {
+		link := filepath.Join(dir, k)
+		if _, err := os.Lstat(link); err == nil {
+			continue
+		}
+		if err := os.Symlink(filepath.Join("..data", k), link); err != nil {
+			return err
+		}
+	}
+	if old != "" {
+		return os.RemoveAll(filepath.Join(dir, old))
+	}
+	return nil
 }
 
 // server is an xDS-enabled gRPC server with xDS credentials (plain text when Sluice sends no
@@ -171,6 +208,8 @@ type server struct {
 }
 
 func (s *server) UnaryCall(ctx context.Context, _ *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
+	// The serial of the caller's certificate, for rotation_test.go.
+	_ = grpc.SetTrailer(ctx, metadata.Pairs(peerSerialKey, peerSerial(ctx)))
 	return &testgrpc.SimpleResponse{Hostname: s.pod, ServerId: peerSPIFFEID(ctx)}, nil
 }
 
@@ -259,12 +298,7 @@ func (s *server) plainCall() error {
 // identity whenever TLS was used.
 func (m *mesh) callThroughMesh(t *testing.T, n int) map[string]int {
 	t.Helper()
-	resolver, err := xds.NewXDSResolverWithConfigForTesting(testmesh.Bootstrap(xdsAddr,
-		envoy.NodeID(envoy.FlavourGRPC, "192.0.2.110", "client-0", m.ns), testmesh.WithCertificates(m.clientFiles)))
-	must(t, err)
-	creds, err := xdscreds.NewClientCredentials(xdscreds.ClientOptions{FallbackCreds: insecure.NewCredentials()})
-	must(t, err)
-	conn, err := grpc.NewClient("xds:///ledger."+m.ns+".svc.cluster.local:8080", grpc.WithTransportCredentials(creds), grpc.WithResolvers(resolver))
+	conn, err := m.dial()
 	must(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	c := testgrpc.NewTestServiceClient(conn)
@@ -287,6 +321,21 @@ func (m *mesh) callThroughMesh(t *testing.T, n int) map[string]int {
 	}
 	t.Logf("%d calls through the mesh in %v", n, time.Since(start).Round(time.Millisecond))
 	return seen
+}
+
+// dial is a proxyless client (service account client, its own xDS client, xDS credentials with
+// a plain-text fallback) of xds:///ledger.<ns>.svc.cluster.local:8080.
+func (m *mesh) dial() (*grpc.ClientConn, error) {
+	resolver, err := xds.NewXDSResolverWithConfigForTesting(testmesh.Bootstrap(xdsAddr,
+		envoy.NodeID(envoy.FlavourGRPC, "192.0.2.110", "client-0", m.ns), testmesh.WithCertificates(m.clientFiles)))
+	if err != nil {
+		return nil, err
+	}
+	creds, err := xdscreds.NewClientCredentials(xdscreds.ClientOptions{FallbackCreds: insecure.NewCredentials()})
+	if err != nil {
+		return nil, err
+	}
+	return grpc.NewClient("xds:///ledger."+m.ns+".svc.cluster.local:8080", grpc.WithTransportCredentials(creds), grpc.WithResolvers(resolver))
 }
 
 // createService creates the Service (port 8080, grpc), the server's Pod with its service account
