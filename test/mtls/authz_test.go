@@ -57,7 +57,8 @@ func TestAuthorization(t *testing.T) {
 	createService(t, ns, "ledger", srv)
 	srv.waitMode(t, connectivity.ServingModeServing, 20*time.Second)
 
-	client := authzClient(t, ns, "client-0", "192.0.2.116", clientFiles)
+	clientConn := authzConn(t, ns, "client-0", "192.0.2.116", clientFiles)
+	client := testgrpc.NewTestServiceClient(clientConn)
 	intruder := authzClient(t, ns, "intruder-0", "192.0.2.117", intruderFiles)
 
 	// The rules are in the listener the server got with its EndpointSlice; should the operator
@@ -95,10 +96,49 @@ func TestAuthorization(t *testing.T) {
 			t.Fatalf("intruder's UnaryCall %d: want PermissionDenied, got %v", i, err)
 		}
 	}
+
+	// No spelling of the denied path reaches it: grpc-go serves only an exact /<service>/<method>,
+	// and the RBAC filter sees the same string, so an encoding is either denied by the rules or
+	// names no method.
+	for _, path := range deniedPathSpellings {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := clientConn.Invoke(ctx, path, &testgrpc.Empty{}, &testgrpc.Empty{}, grpc.WaitForReady(true))
+		cancel()
+		if code := status.Code(err); code != codes.PermissionDenied && code != codes.Unimplemented {
+			t.Errorf("%q: want PermissionDenied or Unimplemented, got %v", path, err)
+		}
+	}
+	t.Logf("%d spellings of the denied EmptyCall were all refused", len(deniedPathSpellings))
+}
+
+// deniedPathSpellings are ways to write /grpc.testing.TestService/EmptyCall (denied) that a path
+// normaliser might map onto it, or onto the allowed UnaryCall's prefix.
+var deniedPathSpellings = []string{
+	"/grpc.testing.TestService//EmptyCall",
+	"//grpc.testing.TestService/EmptyCall",
+	"/grpc.testing.TestService/./EmptyCall",
+	"/grpc.testing.TestService/UnaryCall/../EmptyCall",
+	"/grpc.testing.TestService/UnaryCall%2F..%2FEmptyCall",
+	"/grpc.testing.TestService%2FEmptyCall",
+	"/grpc.testing.TestService%2fEmptyCall",
+	"/grpc.testing.TestService/%45mptyCall",
+	"/grpc.testing.TestService/%2545mptyCall",
+	"/GRPC.TESTING.TESTSERVICE/EMPTYCALL",
+	"/grpc.testing.TestService/EmptyCall#fragment",
+	"/grpc.testing.TestService/EmptyCall;param",
+	"/grpc.testing.TestService/EmptyCall?query",
+	"/grpc.testing.TestService/EmptyCall/",
+	"/grpc.testing.TestService/UnaryCall/../../grpc.testing.TestService/EmptyCall",
 }
 
 // authzClient is a proxyless client of the ledger Service with the identity in files.
 func authzClient(t *testing.T, ns, pod, ip string, files testmesh.CertificateFiles) testgrpc.TestServiceClient {
+	t.Helper()
+	return testgrpc.NewTestServiceClient(authzConn(t, ns, pod, ip, files))
+}
+
+// authzConn is authzClient's connection, for calls to any method name.
+func authzConn(t *testing.T, ns, pod, ip string, files testmesh.CertificateFiles) *grpc.ClientConn {
 	t.Helper()
 	resolver, err := xds.NewXDSResolverWithConfigForTesting(testmesh.Bootstrap(xdsAddr,
 		envoy.NodeID(envoy.FlavourGRPC, ip, pod, ns), testmesh.WithCertificates(files)))
@@ -108,7 +148,7 @@ func authzClient(t *testing.T, ns, pod, ip string, files testmesh.CertificateFil
 	conn, err := grpc.NewClient("xds:///ledger."+ns+".svc.cluster.local:8080", grpc.WithTransportCredentials(creds), grpc.WithResolvers(resolver))
 	must(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
-	return testgrpc.NewTestServiceClient(conn)
+	return conn
 }
 
 func unary(c testgrpc.TestServiceClient) (*testgrpc.SimpleResponse, error) {
