@@ -7,7 +7,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -165,7 +164,7 @@ func (d *demo) deploy(ctx context.Context) error {
 			Spec: meshv1alpha1.ZeroTrustSpec{
 				MTLS: meshv1alpha1.MutualTLS{Mode: meshv1alpha1.MTLSStrict},
 				Identity: &meshv1alpha1.Identity{IssuerRef: meshv1alpha1.IssuerRef{
-					Group: "cert-manager.io", Kind: "ClusterIssuer", Name: d.sb.CAIssuer}},
+					Group: "cert-manager.io", Kind: "ClusterIssuer", Name: sandbox.CAIssuer}},
 			},
 		},
 		// The demo's users run in the sandbox process; this pod gives them their identity.
@@ -287,12 +286,14 @@ func (d *demo) follow(ctx context.Context, what string, timeout time.Duration, d
 }
 
 // progress is the Rollout's phase, step and weight, the phase in colour.
-func (d *demo) progress(ro *meshv1alpha1.Rollout) string {
-	phase := fmt.Sprintf("%-11s", ro.Status.Phase)
-	return d.ui.phase(phase) + strings.TrimPrefix(phaseOf(ro), phase)
-}
+func (d *demo) progress(ro *meshv1alpha1.Rollout) string { return describe(ro, d.ui.phase) }
 
 func phaseOf(ro *meshv1alpha1.Rollout) string {
+	return describe(ro, func(s string) string { return s })
+}
+
+// describe is the Rollout's phase (through paint), step and weight.
+func describe(ro *meshv1alpha1.Rollout, paint func(string) string) string {
 	if ro == nil {
 		return ""
 	}
@@ -300,7 +301,7 @@ func phaseOf(ro *meshv1alpha1.Rollout) string {
 	if i := ro.Status.CurrentStepIndex; i != nil && ro.Spec.Strategy.Canary != nil {
 		step = fmt.Sprintf(" step %d/%d", min(int(*i)+1, len(ro.Spec.Strategy.Canary.Steps)), len(ro.Spec.Strategy.Canary.Steps))
 	}
-	return fmt.Sprintf("%-11s%s canary %3d%%", ro.Status.Phase, step, ro.Status.CanaryWeight)
+	return fmt.Sprintf("%s%s canary %3d%%", paint(fmt.Sprintf("%-11s", ro.Status.Phase)), step, ro.Status.CanaryWeight)
 }
 
 // evidence prints the last analysis results the Rollout keeps in its status.

@@ -61,9 +61,7 @@ type Sandbox struct {
 	Cluster     *testcluster.Cluster
 	Prom        *testprom.Server
 	CertManager *testcertmanager.CertManager
-	// CAIssuer is the CA ClusterIssuer that signs workload identities (ZeroTrust issuerRef).
-	CAIssuer string
-	Operator *testmesh.Operator
+	Operator    *testmesh.Operator
 
 	scrapes *testprom.PodTargets
 	opLog   *os.File
@@ -125,10 +123,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		if s.CertManager, err = testcertmanager.New(ctx, s.Env, testcertmanager.Options{}); err != nil {
 			return err
 		}
-		ca, err := s.CertManager.CreateCA(ctx, CAIssuer)
-		if err == nil {
-			s.CAIssuer = ca.IssuerName
-		}
+		_, err = s.CertManager.CreateCA(ctx, CAIssuer)
 		return err
 	}); err != nil {
 		return nil, err
