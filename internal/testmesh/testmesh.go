@@ -12,11 +12,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/xds"
 	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/sluice-mesh/sluice/internal/manager"
 	"github.com/sluice-mesh/sluice/xds/envoy"
@@ -178,4 +181,14 @@ func Eventually(t testing.TB, timeout, poll time.Duration, check func() error) {
 		}
 		time.Sleep(poll)
 	}
+}
+
+// SetLogger gives controller-runtime (the operator under test) a logger that prints errors only,
+// or everything when SLUICE_TEST_LOG is set.
+func SetLogger() {
+	level := zapcore.Level(2) // errors only
+	if os.Getenv("SLUICE_TEST_LOG") != "" {
+		level = -1
+	}
+	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.Level(level)))
 }

@@ -17,10 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zapcore"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-
 	"github.com/sluice-mesh/sluice/internal/manager"
 	"github.com/sluice-mesh/sluice/internal/podnet"
 	"github.com/sluice-mesh/sluice/internal/testcertmanager"
@@ -69,11 +65,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	level := zapcore.Level(2) // errors only
-	if os.Getenv("SLUICE_TEST_LOG") != "" {
-		level = -1
-	}
-	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.Level(level)))
+	testmesh.SetLogger()
 	var err error
 	env, err = testenv.Start()
 	if err != nil {

@@ -12,10 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zapcore"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/sluice-mesh/sluice/internal/manager"
 	"github.com/sluice-mesh/sluice/internal/testcluster"
@@ -50,11 +47,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	level := zapcore.Level(2) // errors only
-	if os.Getenv("SLUICE_TEST_LOG") != "" {
-		level = -1
-	}
-	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.Level(level)))
+	testmesh.SetLogger()
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, err); return 1 }
 
 	var err error

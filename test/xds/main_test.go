@@ -18,15 +18,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/sluice-mesh/sluice/internal/manager"
 	"github.com/sluice-mesh/sluice/internal/podnet"
 	"github.com/sluice-mesh/sluice/internal/testenv"
+	"github.com/sluice-mesh/sluice/internal/testmesh"
 )
 
 var (
@@ -63,7 +61,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.Level(zapcore.Level(zapLevel()))))
+	testmesh.SetLogger()
 	var err error
 	env, err = testenv.Start()
 	if err != nil {
@@ -126,13 +124,6 @@ func connectedProxies(reg *prometheus.Registry) float64 {
 		}
 	}
 	return total
-}
-
-func zapLevel() int8 {
-	if os.Getenv("SLUICE_TEST_LOG") != "" {
-		return -1
-	}
-	return 2 // errors only
 }
 
 func freeAddr() string {
