@@ -39,12 +39,7 @@ func rbacFilter(authz *ir.Authorization) *hcmv3.HttpFilter {
 // rbacPolicy allows the calls of one rule: any of its principals, and any of its paths (when it
 // lists some) and any of its methods (when it lists some).
 func rbacPolicy(p *ir.AuthorizationPolicy) *rbacconfigv3.Policy {
-	out := &rbacconfigv3.Policy{}
-	for _, m := range p.Principals {
-		out.Principals = append(out.Principals, &rbacconfigv3.Principal{Identifier: &rbacconfigv3.Principal_Authenticated_{
-			Authenticated: &rbacconfigv3.Principal_Authenticated{PrincipalName: stringMatcher(m)},
-		}})
-	}
+	out := &rbacconfigv3.Policy{Principals: rbacPrincipals(p)}
 	var and []*rbacconfigv3.Permission
 	if len(p.Paths) > 0 {
 		var or []*rbacconfigv3.Permission
@@ -74,6 +69,18 @@ func rbacPolicy(p *ir.AuthorizationPolicy) *rbacconfigv3.Policy {
 		out.Permissions = []*rbacconfigv3.Permission{{Rule: &rbacconfigv3.Permission_AndRules{
 			AndRules: &rbacconfigv3.Permission_Set{Rules: and},
 		}}}
+	}
+	return out
+}
+
+// rbacPrincipals are the callers of one rule: a peer certificate whose SAN one of its principal
+// matchers matches.
+func rbacPrincipals(p *ir.AuthorizationPolicy) []*rbacconfigv3.Principal {
+	out := make([]*rbacconfigv3.Principal, 0, len(p.Principals))
+	for _, m := range p.Principals {
+		out = append(out, &rbacconfigv3.Principal{Identifier: &rbacconfigv3.Principal_Authenticated_{
+			Authenticated: &rbacconfigv3.Principal_Authenticated{PrincipalName: stringMatcher(m)},
+		}})
 	}
 	return out
 }
