@@ -86,8 +86,8 @@ func inboundEndpoints(in *ir.IR, l7 []uint32) ([]inboundEndpoint, error) {
 					if mtls && e.mode == "" {
 						td := trustDomainOf(ep.Identity)
 						if td == "" {
-							return nil, fmt.Errorf("service %s/%s port %d: endpoint %s:%d is %s but has no SPIFFE identity (%q)",
-								svc.Namespace, svc.Name, port.Port, ep.Address, ep.Port, ep.MTLS, ep.Identity)
+							return nil, fmt.Errorf("service %s/%s port %d%s: endpoint %s:%d is %s but has no SPIFFE identity (%q)",
+								svc.Namespace, svc.Name, port.Port, sources(port.Sources), ep.Address, ep.Port, ep.MTLS, ep.Identity)
 						}
 						e.mode, e.trustDomain, e.authz, e.authzKey = ep.MTLS, td, ep.Authorization, authzKey(ep.Authorization)
 					}
