@@ -195,7 +195,7 @@ func inboundHCM(e *inboundEndpoint, opts Options) *hcmv3.HttpConnectionManager {
 	var filters []*hcmv3.HttpFilter
 	if e.authz != nil {
 		normalisePaths(hcm)
-		filters = append(filters, rbacFilter(e.authz))
+		filters = append(filters, envoyRBACFilter(e.authz))
 	}
 	if e.limit != nil {
 		filters = append(filters, rateLimitFilter(prefix+"_ratelimit", e.limit))

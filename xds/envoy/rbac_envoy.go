@@ -1,22 +1,43 @@
 package envoy
 
 import (
-	rbacconfigv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	netrbacv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
+	rbacconfigv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	netrbacv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sluice-mesh/sluice/xds/ir"
 )
 
-// Authorization on Envoy sidecars. HTTP and gRPC ports get the same RBAC HTTP filter as proxyless
-// gRPC servers (rbacFilter): Envoy reads authenticated.principal_name from the peer certificate's
+// Authorization on Envoy sidecars. HTTP and gRPC ports get the RBAC HTTP filter of proxyless gRPC
+// servers (rbacFilter), with prefix and suffix paths narrowed to plain ones (plainPath): Envoy reads authenticated.principal_name from the peer certificate's
 // URI SAN (then DNS SAN, then subject), url_path from the request path without its query and
 // fragment, and ":method" as a header. On a plain-text connection (PERMISSIVE) the caller has no
 // certificate and matches no principal, so it is denied wherever rules apply.
 
 const networkRBACFilterName = "envoy.filters.network.rbac"
+
+// envoyRBACFilter is rbacFilter for an Envoy sidecar's inbound connection manager, whose prefix and
+// suffix path matchers allow only plain paths.
+func envoyRBACFilter(authz *ir.Authorization) *hcmv3.HttpFilter { return rbacFilterWith(authz, true) }
+
+// plainPath narrows a prefix or suffix path permission to paths without ";" and without "%" (after
+// normalisation, only escapes of reserved characters are left). Envoy leaves both alone, but
+// applications may not: many strip ";parameters" from segments ("/public/..;/admin" is then a
+// way up from an allowed prefix) or decode the path once more ("%252e%252e"). An exact path
+// matches only itself, whatever the application makes of it, and is not narrowed; a path that
+// needs ";" or an escape can be allowed by an exact rule.
+func plainPath(perm *rbacconfigv3.Permission) *rbacconfigv3.Permission {
+	contains := func(s string) *rbacconfigv3.Permission {
+		return urlPath(&matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Contains{Contains: s}})
+	}
+	return &rbacconfigv3.Permission{Rule: &rbacconfigv3.Permission_AndRules{AndRules: &rbacconfigv3.Permission_Set{Rules: []*rbacconfigv3.Permission{
+		perm,
+		{Rule: &rbacconfigv3.Permission_NotRule{NotRule: anyPermission([]*rbacconfigv3.Permission{contains(";"), contains("%")})}},
+	}}}}
+}
 
 // normalisePaths makes the connection manager rewrite the path before any filter or route sees it,
 // so the path the RBAC filter matches is the path the application receives (the rewritten path is
