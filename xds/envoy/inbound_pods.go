@@ -118,7 +118,7 @@ func inboundEndpoints(in *ir.IR, l7 []uint32) ([]inboundEndpoint, error) {
 //     "inbound|<port>|<ip>|plaintext-refused" under STRICT closes the connection. Both are matched
 //     without a transport protocol, so whatever the TLS inspector does not call tls lands there;
 //   - with only a rate limit, "inbound|http|<port>|<ip>" as before mTLS.
-func podChains(e *inboundEndpoint, opts Options) []*listenerv3.FilterChain {
+func (pc *podChainParts) podChains(e *inboundEndpoint) []*listenerv3.FilterChain {
 	match := func(transport string) *listenerv3.FilterChainMatch {
 		return &listenerv3.FilterChainMatch{
 			DestinationPort:   wrapperspb.UInt32(e.port),
@@ -130,7 +130,7 @@ func podChains(e *inboundEndpoint, opts Options) []*listenerv3.FilterChain {
 		return []*listenerv3.FilterChain{{
 			Name:             fmt.Sprintf("inbound|http|%d|%s", e.port, e.ip),
 			FilterChainMatch: match(""),
-			Filters:          []*listenerv3.Filter{hcmFilter(inboundHCM(e, opts))},
+			Filters:          pc.filters(e),
 		}}
 	}
 	var alpn []string
@@ -141,11 +141,11 @@ func podChains(e *inboundEndpoint, opts Options) []*listenerv3.FilterChain {
 	tls := &listenerv3.FilterChain{
 		Name:             name + "tls",
 		FilterChainMatch: match(transportProtocolTLS),
-		Filters:          podFilters(e, opts),
-		TransportSocket:  envoyServerTLS(e.trustDomain, alpn),
+		Filters:          pc.filters(e),
+		TransportSocket:  pc.serverTLS(e.trustDomain, alpn),
 	}
 	if e.mode == ir.MTLSPermissive {
-		return []*listenerv3.FilterChain{tls, {Name: name + "raw_buffer", FilterChainMatch: match(""), Filters: podFilters(e, opts)}}
+		return []*listenerv3.FilterChain{tls, {Name: name + "raw_buffer", FilterChainMatch: match(""), Filters: pc.filters(e)}}
 	}
 	return []*listenerv3.FilterChain{tls, refusePlaintext(name+"plaintext-refused", match(""))}
 }
@@ -169,6 +169,50 @@ func refusePlaintext(name string, match *listenerv3.FilterChainMatch) *listenerv
 			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: toAny(&directresponsev3.Config{})},
 		}},
 	}
+}
+
+// podChainParts builds the chains of the endpoints of one virtualInbound. Pods of one port with
+// the same rules and limit share their packed filters and TLS context (the same messages): a
+// thousand chains hold a handful of distinct configs, which are built and marshalled once.
+type podChainParts struct {
+	opts          Options
+	filterMemo    map[filtersKey][]*listenerv3.Filter
+	serverTLSMemo map[string]*corev3.TransportSocket
+}
+
+type filtersKey struct {
+	l7      bool
+	port    uint32
+	authz   string
+	limited bool
+	limit   ir.RateLimit
+}
+
+func newPodChainParts(opts Options) *podChainParts {
+	return &podChainParts{opts: opts, filterMemo: map[filtersKey][]*listenerv3.Filter{}, serverTLSMemo: map[string]*corev3.TransportSocket{}}
+}
+
+func (pc *podChainParts) filters(e *inboundEndpoint) []*listenerv3.Filter {
+	k := filtersKey{l7: e.l7, port: e.port, authz: e.authzKey, limited: e.limit != nil}
+	if e.limit != nil {
+		k.limit = *e.limit
+	}
+	if f, ok := pc.filterMemo[k]; ok {
+		return f
+	}
+	f := podFilters(e, pc.opts)
+	pc.filterMemo[k] = f
+	return f
+}
+
+func (pc *podChainParts) serverTLS(trustDomain string, alpn []string) *corev3.TransportSocket {
+	k := fmt.Sprint(trustDomain, alpn)
+	if ts, ok := pc.serverTLSMemo[k]; ok {
+		return ts
+	}
+	ts := envoyServerTLS(trustDomain, alpn)
+	pc.serverTLSMemo[k] = ts
+	return ts
 }
 
 // podFilters are the network filters behind an endpoint's mTLS chains: an HTTP connection manager

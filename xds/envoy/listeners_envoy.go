@@ -120,9 +120,10 @@ func virtualInbound(l7Ports []uint32, pods []inboundEndpoint, opts Options) *lis
 	}
 	var tlsPorts []uint32
 	var strictIPs []string
+	parts := newPodChainParts(opts)
 	for i := range pods {
 		e := &pods[i]
-		chains = append(chains, podChains(e, opts)...)
+		chains = append(chains, parts.podChains(e)...)
 		if e.mode != "" {
 			tlsPorts = append(tlsPorts, e.port)
 		}
