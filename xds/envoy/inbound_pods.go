@@ -244,7 +244,8 @@ func inboundHCM(e *inboundEndpoint, opts Options) *hcmv3.HttpConnectionManager {
 	if e.limit != nil {
 		filters = append(filters, rateLimitFilter(prefix+"_ratelimit", e.limit))
 	}
-	hcm.HttpFilters = append(filters, routerFilter())
+	filters = append(filters, routerFilter())
+	hcm.HttpFilters = filters
 	return hcm
 }
 
