@@ -24,7 +24,8 @@ import (
 // every cluster a route, mirror, TCP proxy or tracer names exists; every EDS cluster has a
 // ClusterLoadAssignment of its service name and every ClusterLoadAssignment has a cluster; every
 // RouteConfiguration a connection manager names, including the one inside a gRPC api_listener,
-// exists; every secret fetched over SDS exists (but those the SDS server resolves per node). Each error names the resource and what is missing.
+// exists; every secret fetched over SDS exists (but those the SDS server resolves per node); no
+// two filter chains of a listener match the same connections. Each error names the resource and what is missing.
 func (s *Snapshot) Validate() error {
 	return s.ValidateWith(nil)
 }
@@ -296,6 +297,7 @@ func (x *extractor) listener(f Flavour, name string, l *listenerv3.Listener) {
 		}
 		x.tracerCluster(hw, h.hcm.GetTracing().GetProvider())
 	}
+	x.distinctMatches(where, l.GetFilterChains())
 	chains := l.GetFilterChains()
 	if d := l.GetDefaultFilterChain(); d != nil {
 		chains = append(chains[:len(chains):len(chains)], d)
@@ -320,6 +322,24 @@ func (x *extractor) listener(f Flavour, name string, l *listenerv3.Listener) {
 				x.cluster(fw+" tcp_proxy", wc.GetName())
 			}
 		}
+	}
+}
+
+// distinctMatches checks that no two filter chains have the same filter_chain_match: Envoy
+// rejects such a listener, since it could not tell which chain a connection is for.
+func (x *extractor) distinctMatches(where string, chains []*listenerv3.FilterChain) {
+	seen := make(map[string]string, len(chains))
+	for _, fc := range chains {
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(fc.GetFilterChainMatch())
+		if err != nil {
+			x.fail("%s filter chain %q: %w", where, fc.GetName(), err)
+			continue
+		}
+		if other, dup := seen[string(b)]; dup {
+			x.fail("%s: filter chains %q and %q have the same filter_chain_match", where, other, fc.GetName())
+			continue
+		}
+		seen[string(b)] = fc.GetName()
 	}
 }
 

@@ -8,8 +8,10 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-mesh/sluice/xds/ir"
 )
@@ -102,6 +104,15 @@ var validateRejectCases = []struct {
 		}
 	},
 	want: []string{`cluster "` + checkoutV1 + `": SDS secret "spiffe://cluster.local/ns/shop/sa/checkout" does not exist`},
+}, {
+	name: "two filter chains with one match",
+	mutate: func(s *Snapshot) {
+		l := s.Listeners[FlavourEnvoy][VirtualInboundListener]
+		dup := proto.Clone(l.GetFilterChains()[0]).(*listenerv3.FilterChain)
+		dup.Name = "copy"
+		l.FilterChains = append(l.FilterChains, dup)
+	},
+	want: []string{`envoy listener "virtualInbound": filter chains "inbound|http|8080" and "copy" have the same filter_chain_match`},
 }, {
 	name:   "resource stored under another name",
 	mutate: func(s *Snapshot) { s.Clusters["other"] = s.Clusters[checkoutV1] },
