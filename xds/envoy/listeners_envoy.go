@@ -2,14 +2,12 @@ package envoy
 
 import (
 	"fmt"
-	"net"
 	"slices"
-	"strings"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	originaldstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -104,12 +102,13 @@ func virtualOutbound(opts Options) *listenerv3.Listener {
 // TCP. Matching on the destination port needs no protocol sniffing, which would stall
 // server-first protocols.
 //
-// A rate-limited endpoint (limits, sorted by port then address) gets a chain of its own, matched on
-// its port and pod IP, whose connection manager runs the local rate limit filter: every sidecar
-// gets the same listener, and only the pod with that IP matches the chain, so each pod of the
-// Service enforces the limit on what it receives, from every caller.
-func virtualInbound(l7Ports []uint32, limits []inboundLimit, opts Options) *listenerv3.Listener {
-	chains := make([]*listenerv3.FilterChain, 0, len(l7Ports)+len(limits))
+// Endpoints that take mTLS or are rate limited (pods, sorted by port then address) get chains of
+// their own, matched on their port and pod IP (podChains), and each STRICT pod one more that
+// refuses plain text on its other ports (strictPodChain): every sidecar gets the same listener, and
+// only the pod with that IP matches the chain, so each pod enforces its mode, rules and limit on
+// what it receives, from every caller.
+func virtualInbound(l7Ports []uint32, pods []inboundEndpoint, opts Options) *listenerv3.Listener {
+	chains := make([]*listenerv3.FilterChain, 0, len(l7Ports)+2*len(pods))
 	for _, p := range l7Ports {
 		hcm := envoyHCM(fmt.Sprintf("inbound_%d", p), directionInbound, opts)
 		hcm.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: inboundRouteConfig(p)}
@@ -119,38 +118,39 @@ func virtualInbound(l7Ports []uint32, limits []inboundLimit, opts Options) *list
 			Filters:          []*listenerv3.Filter{hcmFilter(hcm)},
 		})
 	}
-	for _, l := range limits {
-		prefix := fmt.Sprintf("inbound_%d", l.port)
-		hcm := envoyHCM(prefix, directionInbound, opts)
-		hcm.HttpFilters = []*hcmv3.HttpFilter{rateLimitFilter(prefix+"_ratelimit", &l.limit), routerFilter()}
-		hcm.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: inboundRouteConfig(l.port)}
-		prefixLen := uint32(32)
-		if ip := net.ParseIP(l.ip); ip != nil && ip.To4() == nil {
-			prefixLen = 128
+	var tlsPorts []uint32
+	var strictIPs []string
+	parts := newPodChainParts(opts)
+	for i := range pods {
+		e := &pods[i]
+		chains = append(chains, parts.podChains(e)...)
+		if e.mode != "" {
+			tlsPorts = append(tlsPorts, e.port)
 		}
-		chains = append(chains, &listenerv3.FilterChain{
-			Name: fmt.Sprintf("inbound|http|%d|%s", l.port, l.ip),
-			FilterChainMatch: &listenerv3.FilterChainMatch{
-				DestinationPort: wrapperspb.UInt32(l.port),
-				PrefixRanges:    []*corev3.CidrRange{{AddressPrefix: l.ip, PrefixLen: wrapperspb.UInt32(prefixLen)}},
-			},
-			Filters: []*listenerv3.Filter{hcmFilter(hcm)},
-		})
+		if e.mode == ir.MTLSStrict {
+			strictIPs = append(strictIPs, e.ip)
+		}
 	}
-	return &listenerv3.Listener{
+	slices.Sort(strictIPs)
+	for _, ip := range slices.Compact(strictIPs) {
+		chains = append(chains, strictPodChain(ip))
+	}
+	l := &listenerv3.Listener{
 		Name:             VirtualInboundListener,
 		Address:          socketAddress("0.0.0.0", opts.InboundPort),
 		TrafficDirection: corev3.TrafficDirection_INBOUND,
-		ListenerFilters: []*listenerv3.ListenerFilter{{
-			Name:       originalDstFilterName,
-			ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: toAny(&originaldstv3.OriginalDst{})},
-		}},
-		FilterChains: chains,
+		ListenerFilters:  inboundListenerFilters(slices.Compact(tlsPorts)), // pods is sorted by port
+		FilterChains:     chains,
 		DefaultFilterChain: &listenerv3.FilterChain{
 			Name:    "inbound|tcp",
 			Filters: []*listenerv3.Filter{tcpProxy("inbound_tcp", InboundPassthroughCluster)},
 		},
 	}
+	if len(tlsPorts) > 0 {
+		l.ListenerFiltersTimeout = duration(inboundFiltersTimeoutS * time.Second)
+		l.ContinueOnListenerFiltersTimeout = true
+	}
+	return l
 }
 
 // inboundRouteConfig sends every request to the local application, without a timeout: the caller's
@@ -199,48 +199,6 @@ func inboundL7Ports(in *ir.IR) []uint32 {
 		}
 	}
 	slices.Sort(out)
-	return out
-}
-
-// inboundLimit is the rate limit of one endpoint, enforced by its own sidecar.
-type inboundLimit struct {
-	ip    string
-	port  uint32
-	limit ir.RateLimit
-}
-
-// inboundRateLimits lists the ready endpoints of rate-limited ports on inbound L7 ports (l7, sorted),
-// sorted by port then address. An endpoint that two rate-limited Services share gets the limit of
-// the first in IR order.
-func inboundRateLimits(in *ir.IR, l7 []uint32) []inboundLimit {
-	seen := map[inboundLimit]bool{}
-	var out []inboundLimit
-	for _, svc := range in.Services {
-		for _, port := range svc.Ports {
-			if port.RateLimit == nil || port.Protocol == ir.ProtocolTCP {
-				continue
-			}
-			for _, ss := range port.Subsets {
-				if ss.Name != ir.AllEndpoints {
-					continue
-				}
-				for _, ep := range ss.Endpoints {
-					key := inboundLimit{ip: ep.Address, port: ep.Port}
-					if !ep.Ready || seen[key] || !slices.Contains(l7, ep.Port) {
-						continue
-					}
-					seen[key] = true
-					out = append(out, inboundLimit{ip: ep.Address, port: ep.Port, limit: *port.RateLimit})
-				}
-			}
-		}
-	}
-	slices.SortFunc(out, func(a, b inboundLimit) int {
-		if a.port != b.port {
-			return int(a.port) - int(b.port)
-		}
-		return strings.Compare(a.ip, b.ip)
-	})
 	return out
 }
 

@@ -98,3 +98,35 @@ func EnvoyListenerName(clusterIP string, port uint32) string {
 func statPrefix(svc *ir.Service, port uint32) string {
 	return fmt.Sprintf("%s_%s_%s_%d", outboundPrefix, svc.Namespace, svc.Name, port)
 }
+
+// SDS secret names an Envoy sidecar's TLS contexts fetch over ADS. The SDS server resolves them
+// per stream from the node's identity (docs/xds.md, "Mutual TLS (Envoy sidecars)"), so they
+// are never in a Snapshot.
+const (
+	// WorkloadSecret is the node's own certificate and key: the SDS server answers it with the
+	// secret of the SPIFFE ID the node's certificate carries.
+	WorkloadSecret = "default"
+	// trustBundlePrefix starts TrustBundleSecret.
+	trustBundlePrefix = "trust-bundle:"
+)
+
+// TrustBundleSecret names the validation context of a trust domain: the CA certificates that sign
+// its identities (all of them while a CA rotation is under way), e.g. trust-bundle:cluster.local.
+func TrustBundleSecret(trustDomain string) string { return trustBundlePrefix + trustDomain }
+
+// servedPerNode reports whether the SDS server resolves the secret name per node rather than
+// from the snapshot.
+func servedPerNode(name string) bool {
+	return name == WorkloadSecret || strings.HasPrefix(name, trustBundlePrefix)
+}
+
+// trustDomainOf is the trust domain of a SPIFFE ID (spiffe://<trustDomain>/...), or "" when id is
+// not one.
+func trustDomainOf(id string) string {
+	rest, ok := strings.CutPrefix(id, "spiffe://")
+	if !ok {
+		return ""
+	}
+	td, _, _ := strings.Cut(rest, "/")
+	return td
+}

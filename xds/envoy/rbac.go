@@ -25,12 +25,16 @@ import (
 
 const rbacFilterName = "envoy.filters.http.rbac"
 
-// rbacFilter is the HTTP filter enforcing authz: ALLOW with one policy per rule, so a call that
-// no policy matches is denied (PERMISSION_DENIED in gRPC).
-func rbacFilter(authz *ir.Authorization) *hcmv3.HttpFilter {
+// rbacFilter is the HTTP filter enforcing authz on a proxyless gRPC server: ALLOW with one policy
+// per rule, so a call that no policy matches is denied (PERMISSION_DENIED in gRPC).
+func rbacFilter(authz *ir.Authorization) *hcmv3.HttpFilter { return rbacFilterWith(authz, false) }
+
+// rbacFilterWith is rbacFilter; with plainPaths, prefix and suffix path matchers allow only plain
+// paths (see plainPath).
+func rbacFilterWith(authz *ir.Authorization, plainPaths bool) *hcmv3.HttpFilter {
 	policies := make(map[string]*rbacconfigv3.Policy, len(authz.Policies))
 	for _, p := range authz.Policies {
-		policies[p.Name] = rbacPolicy(&p)
+		policies[p.Name] = rbacPolicyWith(&p, plainPaths)
 	}
 	cfg := &rbacv3.RBAC{Rules: &rbacconfigv3.RBAC{Action: rbacconfigv3.RBAC_ALLOW, Policies: policies}}
 	return &hcmv3.HttpFilter{Name: rbacFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: toAny(cfg)}}
@@ -38,20 +42,19 @@ func rbacFilter(authz *ir.Authorization) *hcmv3.HttpFilter {
 
 // rbacPolicy allows the calls of one rule: any of its principals, and any of its paths (when it
 // lists some) and any of its methods (when it lists some).
-func rbacPolicy(p *ir.AuthorizationPolicy) *rbacconfigv3.Policy {
-	out := &rbacconfigv3.Policy{}
-	for _, m := range p.Principals {
-		out.Principals = append(out.Principals, &rbacconfigv3.Principal{Identifier: &rbacconfigv3.Principal_Authenticated_{
-			Authenticated: &rbacconfigv3.Principal_Authenticated{PrincipalName: stringMatcher(m)},
-		}})
-	}
+func rbacPolicy(p *ir.AuthorizationPolicy) *rbacconfigv3.Policy { return rbacPolicyWith(p, false) }
+
+func rbacPolicyWith(p *ir.AuthorizationPolicy, plainPaths bool) *rbacconfigv3.Policy {
+	out := &rbacconfigv3.Policy{Principals: rbacPrincipals(p)}
 	var and []*rbacconfigv3.Permission
 	if len(p.Paths) > 0 {
 		var or []*rbacconfigv3.Permission
 		for _, m := range p.Paths {
-			or = append(or, &rbacconfigv3.Permission{Rule: &rbacconfigv3.Permission_UrlPath{
-				UrlPath: &matcherv3.PathMatcher{Rule: &matcherv3.PathMatcher_Path{Path: stringMatcher(m)}},
-			}})
+			perm := urlPath(stringMatcher(m))
+			if plainPaths && m.Exact == "" {
+				perm = plainPath(perm)
+			}
+			or = append(or, perm)
 		}
 		and = append(and, anyPermission(or))
 	}
@@ -76,6 +79,24 @@ func rbacPolicy(p *ir.AuthorizationPolicy) *rbacconfigv3.Policy {
 		}}}
 	}
 	return out
+}
+
+// rbacPrincipals are the callers of one rule: a peer certificate whose SAN one of its principal
+// matchers matches.
+func rbacPrincipals(p *ir.AuthorizationPolicy) []*rbacconfigv3.Principal {
+	out := make([]*rbacconfigv3.Principal, 0, len(p.Principals))
+	for _, m := range p.Principals {
+		out = append(out, &rbacconfigv3.Principal{Identifier: &rbacconfigv3.Principal_Authenticated_{
+			Authenticated: &rbacconfigv3.Principal_Authenticated{PrincipalName: stringMatcher(m)},
+		}})
+	}
+	return out
+}
+
+func urlPath(m *matcherv3.StringMatcher) *rbacconfigv3.Permission {
+	return &rbacconfigv3.Permission{Rule: &rbacconfigv3.Permission_UrlPath{
+		UrlPath: &matcherv3.PathMatcher{Rule: &matcherv3.PathMatcher_Path{Path: m}},
+	}}
 }
 
 // anyPermission is the permission that one of ps matches.

@@ -23,12 +23,13 @@ type Snapshot struct {
 	Routes    map[string]*routev3.RouteConfiguration
 	Clusters  map[string]*clusterv3.Cluster
 	// ClusterOverrides holds, per flavour, that flavour's own version of some of Clusters (under the
-	// same names): proxyless gRPC clusters towards mTLS servers carry a TLS context naming the
-	// bootstrap's certificate provider, which Envoy sidecars do not have.
+	// same names): clusters towards mTLS servers carry a TLS context, which names the bootstrap's
+	// certificate provider for proxyless gRPC and SDS secrets for Envoy sidecars.
 	ClusterOverrides map[Flavour]map[string]*clusterv3.Cluster
 	Endpoints        map[string]*endpointv3.ClusterLoadAssignment
-	// Secrets is empty until workload identity (ZeroTrust) lands; Validate already checks that every
-	// secret a resource names is here.
+	// Secrets fetched over SDS. The names TLS contexts use today (WorkloadSecret and
+	// TrustBundleSecret) are resolved per node by the SDS server and are not here; Validate checks
+	// that every other secret a resource names is.
 	Secrets map[string]*tlsv3.Secret
 }
 
@@ -118,6 +119,7 @@ func meshClusters(in *ir.IR) *clusterSet {
 type portResources struct {
 	clusters        []*clusterv3.Cluster
 	grpcClusters    []*clusterv3.Cluster // the gRPC flavour's overrides of some of clusters
+	envoyClusters   []*clusterv3.Cluster // the Envoy flavour's overrides of some of clusters
 	endpoints       []*endpointv3.ClusterLoadAssignment
 	envoyListener   *listenerv3.Listener // nil for headless Services
 	route           *routev3.RouteConfiguration
@@ -152,6 +154,7 @@ func (b *builder) port(svc *ir.Service, port *ir.ServicePort, out *portResources
 	}
 	out.clusters = cs
 	out.grpcClusters = grpcClusters(cs, port)
+	out.envoyClusters = envoyClusters(cs, port)
 	out.endpoints = portEndpoints(svc, port)
 	if err := b.addPortClusters(out); err != nil {
 		return err
@@ -221,16 +224,22 @@ func (b *builder) addPortClusters(out *portResources) error {
 			return err
 		}
 	}
-	if len(out.grpcClusters) > 0 && b.s.ClusterOverrides[FlavourGRPC] == nil {
-		b.s.ClusterOverrides[FlavourGRPC] = map[string]*clusterv3.Cluster{}
-	}
-	for _, c := range out.grpcClusters {
-		b.s.ClusterOverrides[FlavourGRPC][c.GetName()] = c
-	}
+	b.addOverrides(FlavourGRPC, out.grpcClusters)
+	b.addOverrides(FlavourEnvoy, out.envoyClusters)
 	for _, cla := range out.endpoints {
 		b.s.Endpoints[cla.GetClusterName()] = cla
 	}
 	return nil
+}
+
+// addOverrides adds flavour f's own versions of some clusters.
+func (b *builder) addOverrides(f Flavour, cs []*clusterv3.Cluster) {
+	if len(cs) > 0 && b.s.ClusterOverrides[f] == nil {
+		b.s.ClusterOverrides[f] = map[string]*clusterv3.Cluster{}
+	}
+	for _, c := range cs {
+		b.s.ClusterOverrides[f][c.GetName()] = c
+	}
 }
 
 func (b *builder) addEnvoyListener(svc *ir.Service, l *listenerv3.Listener) error {
@@ -261,20 +270,20 @@ func (b *builder) addPortRouting(out *portResources) error {
 
 // fixedResources are the resources that do not come from one Service port.
 type fixedResources struct {
-	l7Ports                         []uint32       // what virtualInbound was built for
-	limits                          []inboundLimit // and the rate limits it enforces
+	l7Ports                         []uint32          // what virtualInbound was built for
+	pods                            []inboundEndpoint // and the endpoints with chains of their own
 	outbound, inbound               *listenerv3.Listener
 	passthrough, inboundPassthrough *clusterv3.Cluster
 	tracing                         *clusterv3.Cluster // nil without TracingCollector or on tracingErr
 	tracingErr                      error
 }
 
-func buildFixed(l7Ports []uint32, limits []inboundLimit, opts Options) *fixedResources {
+func buildFixed(l7Ports []uint32, pods []inboundEndpoint, opts Options) *fixedResources {
 	f := &fixedResources{
 		l7Ports:     l7Ports,
-		limits:      limits,
+		pods:        pods,
 		outbound:    virtualOutbound(opts),
-		inbound:     virtualInbound(l7Ports, limits, opts),
+		inbound:     virtualInbound(l7Ports, pods, opts),
 		passthrough: originalDstCluster(PassthroughCluster, opts),
 	}
 	f.inboundPassthrough = originalDstCluster(InboundPassthroughCluster, opts)

@@ -52,6 +52,12 @@ func TestTranslateRejects(t *testing.T) {
 		in:   mutated(func(p *ir.ServicePort) { p.Routes[0].Destinations = []ir.Destination{{Subset: "v7", Weight: 100}} }),
 		want: `destination subset "v7" is not a subset of the port`,
 	}, {
+		name: "mTLS endpoint without identity",
+		in: mutated(func(p *ir.ServicePort) {
+			p.Subsets[0] = ir.Subset{Endpoints: []ir.Endpoint{{Address: "10.244.1.5", Port: 8080, Ready: true, MTLS: ir.MTLSStrict}}}
+		}),
+		want: `endpoint 10.244.1.5:8080 is STRICT but has no SPIFFE identity ("")`,
+	}, {
 		name: "mirror outside the mesh",
 		in: mutated(func(p *ir.ServicePort) {
 			p.Routes[0].Mirror = &ir.Mirror{Namespace: "shop", Service: "nope", Port: 80, Percent: 5}

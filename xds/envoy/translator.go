@@ -18,8 +18,8 @@ import (
 // reused when the Service's namespace, name and ClusterIP, the ir.ServicePort (every field,
 // compared exactly) and the answers to every mesh-wide cluster lookup its translation made (the
 // destinations' and mirror targets' existence) are the same; the resources that come from no
-// port when the inbound L7 ports are the same; a gRPC server listener when its address is the
-// same. So consumers that compare resources (xds/server's Publish) can tell unchanged ones by
+// port when the inbound L7 ports and the endpoints with inbound chains of their own are the same;
+// a gRPC server listener when its address is the same. So consumers that compare resources (xds/server's Publish) can tell unchanged ones by
 // pointer.
 //
 // The cross-port checks (a listener, route configuration or cluster defined twice) run on every
@@ -88,13 +88,18 @@ func (t *Translator) Translate(in *ir.IR) (*Snapshot, error) {
 		}
 	}
 	l7 := inboundL7Ports(in)
-	limits := inboundRateLimits(in, l7)
-	f := t.fixed
-	if f == nil || !slices.Equal(f.l7Ports, l7) || !slices.Equal(f.limits, limits) {
-		f = buildFixed(l7, limits, t.opts)
+	pods, err := inboundEndpoints(in, l7)
+	if err != nil {
+		b.errs = append(b.errs, err)
+	} else {
+		f := t.fixed
+		if f == nil || !slices.Equal(f.l7Ports, l7) || !slices.EqualFunc(f.pods, pods, func(a, b inboundEndpoint) bool { return a.equal(&b) }) {
+			f = buildFixed(l7, pods, t.opts)
+		}
+		b.addFixed(f)
+		t.fixed = f
 	}
-	b.addFixed(f)
-	t.ports, t.fixed, t.servers = ports, f, servers
+	t.ports, t.servers = ports, servers
 	if err := errors.Join(b.errs...); err != nil {
 		return nil, err
 	}

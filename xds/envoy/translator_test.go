@@ -1,6 +1,7 @@
 package envoy
 
 import (
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -214,4 +215,23 @@ func TestTranslatorErrors(t *testing.T) {
 		translateBoth(t, tr, in, Options{})
 	}
 	translateBoth(t, tr, good, Options{})
+}
+
+// TestTranslatorInboundMTLS: the inbound listener is reused while the endpoints with chains of
+// their own are the same, even though the IR's authorization is a new value, and built again when
+// one's mode changes.
+func TestTranslatorInboundMTLS(t *testing.T) {
+	tr := NewTranslator(Options{})
+	path := filepath.Join("testdata", "authz_envoy.in.yaml")
+	first := translateBoth(t, tr, readIR(t, path), Options{})
+	second := translateBoth(t, tr, readIR(t, path), Options{})
+	if changed := changedResources(first, second); len(changed) != 0 {
+		t.Errorf("nothing changed, but these are new messages: %v", changed)
+	}
+	in := readIR(t, path)
+	in.Services[1].Ports[0].Subsets[0].Endpoints[0].MTLS = ir.MTLSStrict // audit: PERMISSIVE → STRICT
+	third := translateBoth(t, tr, in, Options{})
+	if !slices.Contains(changedResources(second, third), "envoy listener "+VirtualInboundListener) {
+		t.Error("audit became STRICT, but the inbound listener is the old message")
+	}
 }

@@ -13,6 +13,7 @@ import (
 	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	netrbacv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
@@ -23,7 +24,8 @@ import (
 // every cluster a route, mirror, TCP proxy or tracer names exists; every EDS cluster has a
 // ClusterLoadAssignment of its service name and every ClusterLoadAssignment has a cluster; every
 // RouteConfiguration a connection manager names, including the one inside a gRPC api_listener,
-// exists; every secret fetched over SDS exists. Each error names the resource and what is missing.
+// exists; every secret fetched over SDS exists (but those the SDS server resolves per node); no
+// two filter chains of a listener match the same connections. Each error names the resource and what is missing.
 func (s *Snapshot) Validate() error {
 	return s.ValidateWith(nil)
 }
@@ -295,6 +297,7 @@ func (x *extractor) listener(f Flavour, name string, l *listenerv3.Listener) {
 		}
 		x.tracerCluster(hw, h.hcm.GetTracing().GetProvider())
 	}
+	x.distinctMatches(where, l.GetFilterChains())
 	chains := l.GetFilterChains()
 	if d := l.GetDefaultFilterChain(); d != nil {
 		chains = append(chains[:len(chains):len(chains)], d)
@@ -303,6 +306,7 @@ func (x *extractor) listener(f Flavour, name string, l *listenerv3.Listener) {
 		fw := fmt.Sprintf("%s filter chain %q", where, fc.GetName())
 		x.transportSocketSecrets(fw, fc.GetTransportSocket(), true)
 		for _, f := range fc.GetFilters() {
+			x.networkRBAC(fw, f)
 			tp := &tcpproxyv3.TcpProxy{}
 			if tc := f.GetTypedConfig(); tc == nil || !tc.MessageIs(tp) {
 				continue
@@ -319,6 +323,37 @@ func (x *extractor) listener(f Flavour, name string, l *listenerv3.Listener) {
 			}
 		}
 	}
+}
+
+// distinctMatches checks that no two filter chains have the same filter_chain_match: Envoy
+// rejects such a listener, since it could not tell which chain a connection is for.
+func (x *extractor) distinctMatches(where string, chains []*listenerv3.FilterChain) {
+	seen := make(map[string]string, len(chains))
+	for _, fc := range chains {
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(fc.GetFilterChainMatch())
+		if err != nil {
+			x.fail("%s filter chain %q: %w", where, fc.GetName(), err)
+			continue
+		}
+		if other, dup := seen[string(b)]; dup {
+			x.fail("%s: filter chains %q and %q have the same filter_chain_match", where, other, fc.GetName())
+			continue
+		}
+		seen[string(b)] = fc.GetName()
+	}
+}
+
+// networkRBAC checks the rules of a network RBAC filter, which protoc-gen-validate does not see
+// inside Any.
+func (x *extractor) networkRBAC(where string, f *listenerv3.Filter) {
+	cfg := &netrbacv3.RBAC{}
+	if tc := f.GetTypedConfig(); tc == nil || !tc.MessageIs(cfg) {
+		return
+	} else if err := tc.UnmarshalTo(cfg); err != nil {
+		x.fail("%s filter %q: %w", where, f.GetName(), err)
+		return
+	}
+	x.check(fmt.Sprintf("%s filter %q", where, f.GetName()), cfg.ValidateAll())
 }
 
 // routeClusters checks every cluster the routes send to or mirror to.
@@ -357,7 +392,8 @@ func (x *extractor) tracerCluster(where string, p *tracev3.Tracing_Http) {
 }
 
 // transportSocketSecrets checks the secrets a TLS transport socket fetches over SDS. Secrets
-// referenced without a config source are static ones from the bootstrap, not ours.
+// referenced without a config source are static ones from the bootstrap, not ours; the SDS server
+// resolves WorkloadSecret and the trust bundles per node, so they need not be in the snapshot.
 func (x *extractor) transportSocketSecrets(where string, ts *corev3.TransportSocket, downstream bool) {
 	tc := ts.GetTypedConfig()
 	if tc == nil {
@@ -384,7 +420,7 @@ func (x *extractor) transportSocketSecrets(where string, ts *corev3.TransportSoc
 	refs := slices.Clone(common.GetTlsCertificateSdsSecretConfigs())
 	refs = append(refs, common.GetValidationContextSdsSecretConfig(), common.GetCombinedValidationContext().GetValidationContextSdsSecretConfig())
 	for _, r := range refs {
-		if r.GetSdsConfig() != nil {
+		if r.GetSdsConfig() != nil && !servedPerNode(r.GetName()) {
 			x.add(checkItem{kind: checkSecret, where: where, name: r.GetName()})
 		}
 	}

@@ -8,8 +8,10 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-mesh/sluice/xds/ir"
 )
@@ -84,16 +86,33 @@ var validateRejectCases = []struct {
 	mutate: func(s *Snapshot) { delete(s.Clusters, InboundPassthroughCluster) },
 	want:   []string{`envoy listener "virtualInbound" filter chain "inbound|http|8080" filter "envoy.filters.network.http_connection_manager" inline route configuration virtual host "inbound|8080" route "default": cluster "InboundPassthroughCluster" does not exist`},
 }, {
+	// WorkloadSecret and the trust bundles are resolved per node and need not be in a snapshot;
+	// any other SDS name must.
 	name: "SDS secret missing",
 	mutate: func(s *Snapshot) {
 		s.Clusters[checkoutV1].TransportSocket = &corev3.TransportSocket{
 			Name: "envoy.transport_sockets.tls",
 			ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: toAny(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
-				TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: "default", SdsConfig: adsConfigSource()}},
+				TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{
+					{Name: WorkloadSecret, SdsConfig: adsConfigSource()},
+					{Name: "spiffe://cluster.local/ns/shop/sa/checkout", SdsConfig: adsConfigSource()},
+				},
+				ValidationContextType: &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{
+					ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: TrustBundleSecret("cluster.local"), SdsConfig: adsConfigSource()},
+				},
 			}})},
 		}
 	},
-	want: []string{`cluster "` + checkoutV1 + `": SDS secret "default" does not exist`},
+	want: []string{`cluster "` + checkoutV1 + `": SDS secret "spiffe://cluster.local/ns/shop/sa/checkout" does not exist`},
+}, {
+	name: "two filter chains with one match",
+	mutate: func(s *Snapshot) {
+		l := s.Listeners[FlavourEnvoy][VirtualInboundListener]
+		dup := proto.Clone(l.GetFilterChains()[0]).(*listenerv3.FilterChain)
+		dup.Name = "copy"
+		l.FilterChains = append(l.FilterChains, dup)
+	},
+	want: []string{`envoy listener "virtualInbound": filter chains "inbound|http|8080" and "copy" have the same filter_chain_match`},
 }, {
 	name:   "resource stored under another name",
 	mutate: func(s *Snapshot) { s.Clusters["other"] = s.Clusters[checkoutV1] },

@@ -86,8 +86,13 @@ type Endpoint struct {
 	// MTLS is the mutual TLS mode of the endpoint's pod, from the ZeroTrust that covers it; empty
 	// means none covers it, which is the same as MTLSDisable.
 	MTLS MTLSMode `json:"mtls,omitempty"`
+	// Identity is the SPIFFE ID of the endpoint's pod (spiffe://<trustDomain>/ns/<ns>/sa/<sa>) when
+	// its mode is STRICT or PERMISSIVE; its trust domain names the trust bundle an Envoy sidecar
+	// verifies callers with.
+	Identity string `json:"identity,omitempty"`
 	// Authorization is who may call the endpoint, and what, when the ZeroTrust covering its pod has
-	// rules for it; set only for STRICT endpoints. nil means every authenticated caller may call
+	// rules for it; set only for STRICT and PERMISSIVE endpoints (proxyless gRPC servers enforce it
+	// under STRICT only, Envoy sidecars under both). nil means every authenticated caller may call
 	// everything.
 	Authorization *Authorization `json:"authorization,omitempty"`
 }

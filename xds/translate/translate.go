@@ -48,9 +48,11 @@ func Translate(res *resources.Resources) (*ir.IR, Problems) {
 			}
 			eps := endpointsOf(svc, port, res.EndpointSlices, pods, security)
 			for i := range eps {
-				// Only a STRICT server knows its callers' identities (a PERMISSIVE proxyless
-				// server serves plain text; see docs/xds.md).
-				if e := &eps[i]; e.pod != nil && e.MTLS == ir.MTLSStrict {
+				// Only a server that takes mTLS knows its callers' identities. An Envoy sidecar
+				// does under PERMISSIVE too (a plain-text caller matches no principal); a
+				// PERMISSIVE proxyless server serves plain text and ignores the rules (docs/xds.md).
+				if e := &eps[i]; e.pod != nil && takesMTLS(e.MTLS) {
+					e.Identity = e.identity
 					e.Authorization = authorizationOf(e.pod, e.Port, security(e.pod).zt, members[e.pod], services)
 				}
 			}

@@ -65,7 +65,7 @@ func identitiesOf(eps []endpoint) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, e := range eps {
-		if e.identity == "" || seen[e.identity] || (e.MTLS != ir.MTLSStrict && e.MTLS != ir.MTLSPermissive) {
+		if e.identity == "" || seen[e.identity] || !takesMTLS(e.MTLS) {
 			continue
 		}
 		seen[e.identity] = true
@@ -74,6 +74,9 @@ func identitiesOf(eps []endpoint) []string {
 	sort.Strings(out)
 	return out
 }
+
+// takesMTLS reports whether a server in mode accepts mutual TLS.
+func takesMTLS(mode ir.MTLSMode) bool { return mode == ir.MTLSStrict || mode == ir.MTLSPermissive }
 
 // member says that a pod serves a Service port: the Service's EndpointSlices list it on targetPort.
 type member struct {
