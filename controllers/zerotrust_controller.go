@@ -71,35 +71,15 @@ type ZeroTrustReconciler struct {
 // Reconcile decides the coverage of every pod, converges the identity Certificates and writes the
 // status of every ZeroTrust whose status changed.
 func (r *ZeroTrustReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
-	var zts meshv1alpha1.ZeroTrustList
-	if err := r.Client.List(ctx, &zts); err != nil {
-		return reconcile.Result{}, fmt.Errorf("listing ZeroTrusts: %w", err)
+	mc, err := readCoverage(ctx, r.Client, r.OperatorNamespace)
+	if err != nil {
+		return reconcile.Result{}, err
 	}
-	var podList corev1.PodList
-	if err := r.Client.List(ctx, &podList); err != nil {
-		return reconcile.Result{}, fmt.Errorf("listing pods: %w", err)
-	}
-	ztPtrs := make([]*meshv1alpha1.ZeroTrust, len(zts.Items))
+	ztPtrs, coverage, identities, serviceAccounts := mc.ZeroTrusts, mc.Coverage, mc.Identities, mc.ServiceAccounts
 	byKey := map[types.NamespacedName]*meshv1alpha1.ZeroTrust{}
-	for i := range zts.Items {
-		ztPtrs[i] = &zts.Items[i]
-		byKey[zerotrust.KeyOf(ztPtrs[i])] = ztPtrs[i]
+	for _, zt := range ztPtrs {
+		byKey[zerotrust.KeyOf(zt)] = zt
 	}
-	pods := make([]zerotrust.Pod, 0, len(podList.Items))
-	serviceAccounts := map[types.NamespacedName]string{}
-	for i := range podList.Items {
-		p := &podList.Items[i]
-		// The manager's cache keeps pods slim (metadata and service account): a pod being deleted
-		// needs no identity any more; a pod that ran to completion keeps its until it is deleted.
-		if !p.DeletionTimestamp.IsZero() {
-			continue
-		}
-		pod := zerotrust.Pod{Namespace: p.Namespace, Name: p.Name, Labels: p.Labels, ServiceAccount: p.Spec.ServiceAccountName}
-		pods = append(pods, pod)
-		serviceAccounts[pod.Key()] = pod.ServiceAccountName()
-	}
-	coverage := zerotrust.Resolve(ztPtrs, pods, r.OperatorNamespace)
-	identities := zerotrust.Identities(coverage, pods)
 
 	var errs []error
 	certs := map[types.NamespacedName]zerotrust.CertificateState{}

@@ -41,7 +41,7 @@ func debugHandlers(s *server.Server) map[string]http.Handler {
 }
 
 // addMesh adds the xDS server (every replica), the mesh reconciler that feeds it (every replica)
-// and the status and ZeroTrust identity reconcilers (leader only).
+// and the status, ZeroTrust identity and trust bundle reconcilers (leader only).
 func addMesh(mgr ctrl.Manager, xdsServer *server.Server, nacks *nackForwarder, o Options) error {
 	feedback := controllers.NewFeedback()
 	namespace := o.Namespace
@@ -86,6 +86,14 @@ func addMesh(mgr ctrl.Manager, xdsServer *server.Server, nacks *nackForwarder, o
 	}
 	if err := identities.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the ZeroTrust identity controller: %w", err)
+	}
+	bundles := &controllers.TrustBundleReconciler{
+		Client:            mgr.GetClient(),
+		OperatorNamespace: namespace,
+		Retention:         o.TrustBundleRetention,
+	}
+	if err := bundles.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the trust bundle controller: %w", err)
 	}
 	if o.XDSAddr == "" || o.XDSAddr == "0" {
 		return nil
