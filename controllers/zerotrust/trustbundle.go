@@ -167,6 +167,18 @@ func pemCertificates(data []byte) [][]byte {
 	}
 }
 
+// Trusts says whether the bundle holds every CA certificate of caPEM (an identity Secret's
+// ca.crt); false when caPEM holds none.
+func Trusts(b TrustBundle, caPEM []byte) bool {
+	ders := pemCertificates(caPEM)
+	for _, der := range ders {
+		if !slices.ContainsFunc(b.Roots, func(r []byte) bool { return bytes.Equal(r, der) }) {
+			return false
+		}
+	}
+	return len(ders) > 0
+}
+
 // PEM is the bundle's ca.crt.
 func (b TrustBundle) PEM() []byte {
 	var buf bytes.Buffer

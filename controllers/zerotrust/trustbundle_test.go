@@ -156,3 +156,15 @@ func TestTrustBundleConfigMap(t *testing.T) {
 		t.Errorf("an unreadable retention should read as none, the roots kept: %+v", back)
 	}
 }
+
+func TestTrusts(t *testing.T) {
+	b := TrustBundle{Roots: [][]byte{newRoot, oldRoot}}
+	for _, tc := range []struct {
+		ca   []byte
+		want bool
+	}{{pemOf(oldRoot), true}, {pemOf(oldRoot, newRoot), true}, {pemOf(otherRoot), false}, {pemOf(oldRoot, otherRoot), false}, {nil, false}} {
+		if got := Trusts(b, tc.ca); got != tc.want {
+			t.Errorf("Trusts(%q) = %v, want %v", tc.ca, got, tc.want)
+		}
+	}
+}
