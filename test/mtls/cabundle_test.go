@@ -350,7 +350,7 @@ const (
 
 // volume is when a workload's volumes were last written.
 type volume struct {
-	mu      sync.Mutex
+	mu   sync.Mutex
 	last map[string]time.Time
 }
 
