@@ -7,7 +7,6 @@ package proxyreport
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -30,7 +29,9 @@ const (
 	NamePrefix = "sluice-proxies-"
 	// Component is zerotrust.LabelComponent's value on reports.
 	Component = "proxy-report"
-	// KeyProxies holds the proxies as JSON, sorted; KeyReportedAt when they were last reported.
+	// KeyProxies holds the proxies, one "<namespace>/<pod> <flavour>" a line, sorted (about 50
+	// bytes each: a report stays under a ConfigMap's 1 MiB up to some 20,000 proxies per replica);
+	// KeyReportedAt is when they were last reported.
 	KeyProxies    = "proxies"
 	KeyReportedAt = "reported-at"
 	fieldOwner    = "sluice-proxyreport"
@@ -46,9 +47,20 @@ const (
 
 // Proxy is a connected proxy's pod and flavour, from its node ID.
 type Proxy struct {
-	Namespace string `json:"namespace"`
-	Pod       string `json:"pod"`
-	Flavour   string `json:"flavour"`
+	Namespace, Pod, Flavour string
+}
+
+// String is the proxy's line in a report.
+func (p Proxy) String() string { return p.Namespace + "/" + p.Pod + " " + p.Flavour }
+
+// parseLine reads a report's line; false when it is not one.
+func parseLine(line string) (Proxy, bool) {
+	key, flavour, ok := strings.Cut(line, " ")
+	ns, pod, ok2 := strings.Cut(key, "/")
+	if !ok || !ok2 || ns == "" || pod == "" || flavour == "" {
+		return Proxy{}, false
+	}
+	return Proxy{Namespace: ns, Pod: pod, Flavour: flavour}, true
 }
 
 // FromNodeID reads a node ID (<flavour>~<podIP>~<pod>.<namespace>~<namespace>.svc.cluster.local,
@@ -73,9 +85,7 @@ func proxiesOf(nodeIDs []string) []Proxy {
 			out = append(out, p)
 		}
 	}
-	slices.SortFunc(out, func(a, b Proxy) int {
-		return strings.Compare(a.Namespace+"/"+a.Pod+"/"+a.Flavour, b.Namespace+"/"+b.Pod+"/"+b.Flavour)
-	})
+	slices.SortFunc(out, func(a, b Proxy) int { return strings.Compare(a.String(), b.String()) })
 	return slices.Compact(out)
 }
 
@@ -146,13 +156,13 @@ func (r *Reporter) Start(ctx context.Context) error {
 func (r *Reporter) name() string { return NamePrefix + r.Replica }
 
 func (r *Reporter) write(ctx context.Context, proxies []Proxy, now time.Time) error {
-	data, err := json.Marshal(proxies)
-	if err != nil {
-		return err
+	var lines strings.Builder
+	for _, p := range proxies {
+		lines.WriteString(p.String() + "\n")
 	}
 	cm := corev1ac.ConfigMap(r.name(), r.Namespace).
 		WithLabels(map[string]string{zerotrust.LabelComponent: Component, zerotrust.LabelManagedBy: zerotrust.ManagedBy}).
-		WithData(map[string]string{KeyProxies: string(data), KeyReportedAt: now.UTC().Format(time.RFC3339Nano)})
+		WithData(map[string]string{KeyProxies: lines.String(), KeyReportedAt: now.UTC().Format(time.RFC3339Nano)})
 	if err := r.Client.Apply(ctx, cm, client.FieldOwner(fieldOwner), client.ForceOwnership); err != nil {
 		return fmt.Errorf("applying ConfigMap %s/%s: %w", r.Namespace, r.name(), err)
 	}
@@ -184,12 +194,10 @@ func Connected(ctx context.Context, c client.Reader, namespace string, now time.
 		if err != nil || !now.Before(at.Add(staleAfter)) {
 			continue
 		}
-		var proxies []Proxy
-		if err := json.Unmarshal([]byte(cm.Data[KeyProxies]), &proxies); err != nil {
-			continue
-		}
-		for _, p := range proxies {
-			pods[types.NamespacedName{Namespace: p.Namespace, Name: p.Pod}] = true
+		for line := range strings.Lines(cm.Data[KeyProxies]) {
+			if p, ok := parseLine(strings.TrimSuffix(line, "\n")); ok {
+				pods[types.NamespacedName{Namespace: p.Namespace, Name: p.Pod}] = true
+			}
 		}
 		if stale := at.Add(staleAfter); next.IsZero() || stale.Before(next) {
 			next = stale
