@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -27,6 +28,7 @@ import (
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/controllers/zerotrust"
+	"github.com/sluice-mesh/sluice/internal/proxyreport"
 )
 
 // The cert-manager issuer kinds an issuerRef names, looked up as metadata only.
@@ -58,8 +60,10 @@ type ZeroTrustReconciler struct {
 	// manager's client reads unstructured objects from the API server.
 	Certificates client.Reader
 	Recorder     events.EventRecorder
-	// OperatorNamespace holds the mesh-wide ZeroTrust.
+	// OperatorNamespace holds the mesh-wide ZeroTrust and the replicas' proxy reports.
 	OperatorNamespace string
+	// Clock defaults to the real clock; it decides when a proxy report is stale.
+	Clock clock.PassiveClock
 
 	certManager bool
 }
@@ -71,35 +75,21 @@ type ZeroTrustReconciler struct {
 // Reconcile decides the coverage of every pod, converges the identity Certificates and writes the
 // status of every ZeroTrust whose status changed.
 func (r *ZeroTrustReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
-	var zts meshv1alpha1.ZeroTrustList
-	if err := r.Client.List(ctx, &zts); err != nil {
-		return reconcile.Result{}, fmt.Errorf("listing ZeroTrusts: %w", err)
+	mc, err := readCoverage(ctx, r.Client, r.OperatorNamespace)
+	if err != nil {
+		return reconcile.Result{}, err
 	}
-	var podList corev1.PodList
-	if err := r.Client.List(ctx, &podList); err != nil {
-		return reconcile.Result{}, fmt.Errorf("listing pods: %w", err)
-	}
-	ztPtrs := make([]*meshv1alpha1.ZeroTrust, len(zts.Items))
+	ztPtrs, coverage, identities, serviceAccounts := mc.ZeroTrusts, mc.Coverage, mc.Identities, mc.ServiceAccounts
 	byKey := map[types.NamespacedName]*meshv1alpha1.ZeroTrust{}
-	for i := range zts.Items {
-		ztPtrs[i] = &zts.Items[i]
-		byKey[zerotrust.KeyOf(ztPtrs[i])] = ztPtrs[i]
+	for _, zt := range ztPtrs {
+		byKey[zerotrust.KeyOf(zt)] = zt
 	}
-	pods := make([]zerotrust.Pod, 0, len(podList.Items))
-	serviceAccounts := map[types.NamespacedName]string{}
-	for i := range podList.Items {
-		p := &podList.Items[i]
-		// The manager's cache keeps pods slim (metadata and service account): a pod being deleted
-		// needs no identity any more; a pod that ran to completion keeps its until it is deleted.
-		if !p.DeletionTimestamp.IsZero() {
-			continue
-		}
-		pod := zerotrust.Pod{Namespace: p.Namespace, Name: p.Name, Labels: p.Labels, ServiceAccount: p.Spec.ServiceAccountName}
-		pods = append(pods, pod)
-		serviceAccounts[pod.Key()] = pod.ServiceAccountName()
+
+	now := r.Clock.Now()
+	connected, stale, err := proxyreport.Connected(ctx, r.Client, r.OperatorNamespace, now, proxyreport.StaleAfter)
+	if err != nil {
+		return reconcile.Result{}, err
 	}
-	coverage := zerotrust.Resolve(ztPtrs, pods, r.OperatorNamespace)
-	identities := zerotrust.Identities(coverage, pods)
 
 	var errs []error
 	certs := map[types.NamespacedName]zerotrust.CertificateState{}
@@ -122,12 +112,18 @@ func (r *ZeroTrustReconciler) Reconcile(ctx context.Context, _ reconcile.Request
 		st := zerotrust.StatusOf(zerotrust.StatusInput{
 			ZeroTrust: zt, Coverage: coverage, Identities: identities, ServiceAccounts: serviceAccounts,
 			Certificates: certs, CertManagerInstalled: r.certManager, IssuerExists: exists,
+			Phases: mc.Phases, Connected: connected,
 		})
 		if err := r.writeStatus(ctx, zt, st); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	return reconcile.Result{}, errors.Join(errs...)
+	res := reconcile.Result{}
+	if !stale.IsZero() {
+		// A replica's report of connected proxies goes stale then.
+		res.RequeueAfter = max(stale.Sub(now), time.Millisecond)
+	}
+	return res, errors.Join(errs...)
 }
 
 // convergeCertificates creates or updates the Certificate of every identity, deletes the managed
@@ -271,8 +267,11 @@ func (r *ZeroTrustReconciler) writeStatus(ctx context.Context, zt *meshv1alpha1.
 	zt.Status.NextRenewal = st.NextRenewal
 	meta.SetStatusCondition(&zt.Status.Conditions, st.Accepted)
 	meta.SetStatusCondition(&zt.Status.Conditions, st.Ready)
+	meta.SetStatusCondition(&zt.Status.Conditions, st.StrictReady)
+	zt.Status.MTLS = st.MTLS
 	if equalStatus(before.Status.Status, zt.Status.Status) && before.Status.Workloads == zt.Status.Workloads &&
-		apiequality.Semantic.DeepEqual(before.Status.NextRenewal, zt.Status.NextRenewal) {
+		apiequality.Semantic.DeepEqual(before.Status.NextRenewal, zt.Status.NextRenewal) &&
+		apiequality.Semantic.DeepEqual(before.Status.MTLS, zt.Status.MTLS) {
 		return nil
 	}
 	if err := r.Client.Status().Patch(ctx, zt, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
@@ -294,8 +293,8 @@ func CertManagerInstalled(mapper meta.RESTMapper) (bool, error) {
 	}
 }
 
-// SetupWithManager watches ZeroTrusts, pods and, when cert-manager is installed, identity
-// Certificates and issuers; every event wakes the one work item.
+// SetupWithManager watches ZeroTrusts, pods, the replicas' proxy reports and, when cert-manager is
+// installed, identity Certificates and issuers; every event wakes the one work item.
 func (r *ZeroTrustReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	installed, err := CertManagerInstalled(mgr.GetRESTMapper())
 	if err != nil {
@@ -308,6 +307,9 @@ func (r *ZeroTrustReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Certificates == nil {
 		r.Certificates = mgr.GetCache()
 	}
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
 	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
 		return []reconcile.Request{zeroTrustRequest}
 	})
@@ -315,7 +317,10 @@ func (r *ZeroTrustReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("zerotrust").
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
 		Watches(&meshv1alpha1.ZeroTrust{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&corev1.Pod{}, all, builder.WithPredicates(podCoverageChanged()))
+		Watches(&corev1.Pod{}, all, builder.WithPredicates(predicate.Or(podCoverageChanged(), podPhaseChanged()))).
+		Watches(&corev1.ConfigMap{}, all, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
+			return o.GetNamespace() == r.OperatorNamespace && o.GetLabels()[zerotrust.LabelComponent] == proxyreport.Component
+		})))
 	if installed {
 		crt := &unstructured.Unstructured{}
 		crt.SetGroupVersionKind(zerotrust.CertificateGVK)
@@ -339,6 +344,18 @@ func podCoverageChanged() predicate.Predicate {
 		return !apiequality.Semantic.DeepEqual(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) ||
 			e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero()
 	}}
+}
+
+// podPhaseChanged passes a change of a pod's phase (StrictReady counts running pods).
+func podPhaseChanged() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc: func(event.CreateEvent) bool { return false },
+		DeleteFunc: func(event.DeleteEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			before, after := e.ObjectOld.(*corev1.Pod), e.ObjectNew.(*corev1.Pod)
+			return before.Status.Phase != after.Status.Phase
+		},
+	}
 }
 
 // createOrDelete passes only the creation and deletion of an object.

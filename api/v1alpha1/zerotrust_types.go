@@ -201,6 +201,40 @@ type ZeroTrustStatus struct {
 	// none is issued.
 	// +optional
 	NextRenewal *metav1.Time `json:"nextRenewal,omitempty"`
+
+	// mtls says how far the covered running pods are from mutual TLS everywhere: which have a
+	// Ready certificate and a connected proxy (an Envoy sidecar or a proxyless gRPC bootstrap).
+	// The condition StrictReady sums it up. Empty when mTLS is DISABLE.
+	// +optional
+	MTLS *MTLSStatus `json:"mtls,omitempty"`
+}
+
+// ConditionStrictReady is True when every running pod a STRICT ZeroTrust covers has a Ready
+// certificate and a connected proxy (reason Ready); on a PERMISSIVE one, True (reason
+// SafeToEnforce) when switching it to STRICT would leave no covered pod without them.
+const ConditionStrictReady = "StrictReady"
+
+// MTLSStatus counts the covered running pods that could serve and call over mutual TLS.
+type MTLSStatus struct {
+	// runningPods is how many covered pods are running.
+	RunningPods int32 `json:"runningPods"`
+
+	// withCertificate is how many of them have a Ready identity certificate.
+	WithCertificate int32 `json:"withCertificate"`
+
+	// withProxy is how many of them have a proxy connected to the xDS server: an Envoy sidecar
+	// or a proxyless gRPC application with Sluice's bootstrap.
+	WithProxy int32 `json:"withProxy"`
+
+	// safeToEnforce is true when every running covered pod has both: STRICT refuses no mesh
+	// traffic of theirs (callers outside the mesh are refused all the same).
+	SafeToEnforce bool `json:"safeToEnforce"`
+
+	// notReady names up to 10 running pods that lack one of them, with what they lack.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=10
+	NotReady []string `json:"notReady,omitempty"`
 }
 
 // ZeroTrust secures a namespace's workloads: SPIFFE identities issued by cert-manager, mutual TLS in
@@ -213,6 +247,7 @@ type ZeroTrustStatus struct {
 // +kubebuilder:printcolumn:name="Issuer",type=string,JSONPath=`.spec.identity.issuerRef.name`
 // +kubebuilder:printcolumn:name="Workloads",type=integer,JSONPath=`.status.workloads`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Strict Ready",type=string,JSONPath=`.status.conditions[?(@.type=="StrictReady")].status`,priority=1
 // +kubebuilder:printcolumn:name="Next Renewal",type=string,JSONPath=`.status.nextRenewal`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ZeroTrust struct {

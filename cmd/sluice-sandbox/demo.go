@@ -73,8 +73,7 @@ type demo struct {
 
 // loadgenFiles is where the users' identity is written for their gRPC bootstrap.
 func loadgenFiles(stateDir string) testmesh.CertificateFiles {
-	dir := filepath.Join(stateDir, loadgenName)
-	return testmesh.CertificateFiles{Cert: filepath.Join(dir, "tls.crt"), Key: filepath.Join(dir, "tls.key"), CA: filepath.Join(dir, "ca.crt")}
+	return sandbox.IdentityFiles(filepath.Join(stateDir, loadgenName))
 }
 
 // startUsers writes the users' identity (issued for the loadgen pod's service account) and starts

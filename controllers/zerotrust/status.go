@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -37,6 +38,10 @@ type StatusInput struct {
 	// IssuerExists says whether the ZeroTrust's issuerRef names an existing Issuer or
 	// ClusterIssuer; nil when it could not be looked up (another group's issuer).
 	IssuerExists *bool
+	// Phases is each pod's phase; only running pods count for StrictReady.
+	Phases map[types.NamespacedName]corev1.PodPhase
+	// Connected holds the pods with a proxy connected to the xDS server of some replica.
+	Connected map[types.NamespacedName]bool
 }
 
 // Status is a ZeroTrust's derived status.
@@ -45,18 +50,22 @@ type Status struct {
 	NextRenewal *metav1.Time
 	Accepted    metav1.Condition
 	Ready       metav1.Condition
+	StrictReady metav1.Condition
+	MTLS        *meshv1alpha1.MTLSStatus
 }
 
 // StatusOf derives a ZeroTrust's status: the pods it covers, the earliest renewal of the
 // Certificates of the identities its pods use, and the conditions Accepted (the spec is valid, does
-// not conflict, and its issuer exists) and Ready (every identity its pods need has a Ready
-// Certificate).
+// not conflict, and its issuer exists), Ready (every identity its pods need has a Ready
+// Certificate) and StrictReady with status.mtls (every covered running pod has a Ready certificate
+// and a connected proxy).
 func StatusOf(in StatusInput) Status {
 	zt := in.ZeroTrust
 	key := KeyOf(zt)
 	gen := zt.Generation
 	pods := in.Coverage.Workloads[key]
 	st := Status{Workloads: int32(len(pods))}
+	st.StrictReady, st.MTLS = strictReadiness(in)
 	cond := func(t string, ok bool, reason, format string, args ...any) metav1.Condition {
 		s := metav1.ConditionFalse
 		if ok {

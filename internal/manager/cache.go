@@ -2,20 +2,43 @@ package manager
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/sluice-mesh/sluice/controllers/zerotrust"
 )
 
-// cacheOptions keeps pods small in the informer cache. The mesh translation needs a pod's labels,
-// owners and service account (its SPIFFE identity); a pod's spec and status are most of its size,
-// and pods are the most numerous objects the operator watches. Pods carry no label or annotation
-// with their service account, so a metadata-only watch is not enough; instead the cache keeps
-// typed pods with their metadata (without managedFields) and spec.serviceAccountName only. Every
-// reader of pods through the manager's cache sees these slim pods.
+// cacheOptions keeps pods small in the informer cache and restricts the Secrets and ConfigMaps it
+// holds to Sluice's own.
+//
+// The mesh translation needs a pod's labels, owners and service account (its SPIFFE identity);
+// a pod's spec and status are most of its size, and pods are the most numerous objects the
+// operator watches. Pods carry no label or annotation with their service account, so a
+// metadata-only watch is not enough; instead the cache keeps typed pods with their metadata
+// (without managedFields), spec.serviceAccountName and status.phase (STRICT readiness counts
+// running pods) only. Every reader of pods through the manager's cache sees these slim pods.
+//
+// Secrets: only identity Secrets (label mesh.sluice.dev/identity=true) are ever read, so no other
+// Secret's private key enters the operator's memory. ConfigMaps: only the ones Sluice writes
+// (label mesh.sluice.dev/component: trust bundles and proxy reports). A read of another Secret or
+// ConfigMap through the cache finds nothing.
 func cacheOptions() cache.Options {
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&corev1.Pod{}: {Transform: slimPod},
+		&corev1.Pod{}:       {Transform: slimPod},
+		&corev1.Secret{}:    {Label: labels.SelectorFromSet(labels.Set{zerotrust.LabelIdentity: "true"})},
+		&corev1.ConfigMap{}: {Label: componentSelector()},
 	}}
+}
+
+// componentSelector selects the ConfigMaps Sluice writes.
+func componentSelector() labels.Selector {
+	req, err := labels.NewRequirement(zerotrust.LabelComponent, selection.Exists, nil)
+	if err != nil {
+		panic(err) // a constant, valid key
+	}
+	return labels.NewSelector().Add(*req)
 }
 
 // slimPod is the cache transform of pods; other objects (metadata-only pods) pass unchanged.
@@ -30,5 +53,6 @@ func slimPod(obj any) (any, error) {
 		TypeMeta:   pod.TypeMeta,
 		ObjectMeta: meta,
 		Spec:       corev1.PodSpec{ServiceAccountName: pod.Spec.ServiceAccountName},
+		Status:     corev1.PodStatus{Phase: pod.Status.Phase},
 	}, nil
 }

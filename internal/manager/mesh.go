@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-mesh/sluice/controllers"
 	"github.com/sluice-mesh/sluice/controllers/rollout/analysis"
+	"github.com/sluice-mesh/sluice/internal/proxyreport"
 	"github.com/sluice-mesh/sluice/xds/envoy"
 	"github.com/sluice-mesh/sluice/xds/server"
 )
@@ -41,7 +42,8 @@ func debugHandlers(s *server.Server) map[string]http.Handler {
 }
 
 // addMesh adds the xDS server (every replica), the mesh reconciler that feeds it (every replica)
-// and the status and ZeroTrust identity reconcilers (leader only).
+// and the status, ZeroTrust identity and trust bundle reconcilers (leader only); every replica
+// reports its connected proxies (internal/proxyreport) for the leader's StrictReady.
 func addMesh(mgr ctrl.Manager, xdsServer *server.Server, nacks *nackForwarder, o Options) error {
 	feedback := controllers.NewFeedback()
 	namespace := o.Namespace
@@ -87,8 +89,29 @@ func addMesh(mgr ctrl.Manager, xdsServer *server.Server, nacks *nackForwarder, o
 	if err := identities.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the ZeroTrust identity controller: %w", err)
 	}
+	bundles := &controllers.TrustBundleReconciler{
+		Client:            mgr.GetClient(),
+		OperatorNamespace: namespace,
+		Retention:         o.TrustBundleRetention,
+	}
+	if err := bundles.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the trust bundle controller: %w", err)
+	}
 	if o.XDSAddr == "" || o.XDSAddr == "0" {
 		return nil
+	}
+	replica := o.ReplicaName
+	if replica == "" {
+		replica = defaultReplicaName()
+	}
+	err := mgr.Add(&proxyreport.Reporter{
+		Client:    mgr.GetClient(),
+		Namespace: namespace,
+		Replica:   replica,
+		NodeIDs:   func() []string { return nodeIDs(xdsServer) },
+	})
+	if err != nil {
+		return fmt.Errorf("adding the proxy reporter: %w", err)
 	}
 	return mgr.Add(everyReplica(func(ctx context.Context) error {
 		lis, err := net.Listen("tcp", o.XDSAddr)
@@ -97,6 +120,16 @@ func addMesh(mgr ctrl.Manager, xdsServer *server.Server, nacks *nackForwarder, o
 		}
 		return xdsServer.Serve(ctx, lis)
 	}))
+}
+
+// nodeIDs are the node IDs of the proxies connected to this replica's xDS server.
+func nodeIDs(s *server.Server) []string {
+	proxies := s.Proxies()
+	ids := make([]string, len(proxies))
+	for i, p := range proxies {
+		ids[i] = p.NodeID
+	}
+	return ids
 }
 
 // everyReplica is a runnable that runs whether or not this replica holds the leader lease.

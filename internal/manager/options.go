@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-mesh/sluice/controllers/zerotrust"
 )
 
 // Options are the manager's settings, bound to command-line flags by BindFlags.
@@ -45,6 +47,12 @@ type Options struct {
 	// mesh-wide. BindFlags defaults it to POD_NAMESPACE, else the namespace of the pod's service
 	// account, else sluice-system.
 	Namespace string
+	// ReplicaName names this replica's report of connected proxies; BindFlags defaults it to
+	// POD_NAME, else the host name.
+	ReplicaName string
+	// TrustBundleRetention is how long a CA certificate stays in the trust bundles once no
+	// identity Secret carries it.
+	TrustBundleRetention time.Duration
 
 	// PrometheusAddress is the Prometheus HTTP API that Rollout analysis queries, unless a
 	// Rollout names its own in spec.analysis.prometheus.
@@ -93,10 +101,25 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"How long a change waits for more changes before the mesh is translated and pushed.")
 	fs.StringVar(&o.Namespace, "namespace", defaultNamespace(),
 		"The operator's own namespace, where a ZeroTrust with an empty selector is mesh-wide.")
+	fs.StringVar(&o.ReplicaName, "replica-name", defaultReplicaName(),
+		"This replica's name, unique among the replicas: it names the ConfigMap in which it reports its connected proxies.")
+	fs.DurationVar(&o.TrustBundleRetention, "trust-bundle-retention", zerotrust.DefaultTrustBundleRetention,
+		"How long a CA certificate stays in the trust bundles once no identity Secret carries it (the kubelet updates Secret and ConfigMap volumes at different times).")
 	fs.StringVar(&o.PrometheusAddress, "prometheus-address", "http://prometheus.monitoring:9090",
 		"Prometheus HTTP API that Rollout analysis queries unless a Rollout names its own.")
 	fs.DurationVar(&o.AnalysisTimeout, "analysis-timeout", 15*time.Second,
 		"How long one Rollout's analysis check (all its queries) may take; past it the check is inconclusive.")
+}
+
+// defaultReplicaName is POD_NAME (the downward API), else the host name (a pod's name in a cluster).
+func defaultReplicaName() string {
+	if name := os.Getenv("POD_NAME"); name != "" {
+		return name
+	}
+	if name, err := os.Hostname(); err == nil && name != "" {
+		return name
+	}
+	return "manager"
 }
 
 // defaultNamespace is the namespace the manager runs in: POD_NAMESPACE (the downward API), else

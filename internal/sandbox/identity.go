@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -34,42 +33,72 @@ func (s *Sandbox) needsIdentity(ctx context.Context, namespace string) (bool, er
 	return false, nil
 }
 
-// WriteIdentity waits for the identity Secret of a service account and writes its certificate,
-// key and CA to dir, for gRPC's file_watcher certificate provider.
+// WriteIdentity waits for the identity Secret of a service account and for its namespace's trust
+// bundle to trust the Secret's CA, and writes the certificate and key (dir/tls.crt, dir/tls.key:
+// the Secret's volume) and the bundle (dir/trust-bundle/ca.crt: the ConfigMap's volume), for
+// gRPC's file_watcher certificate provider.
 func (s *Sandbox) WriteIdentity(ctx context.Context, namespace, serviceAccount, dir string) (*testmesh.CertificateFiles, error) {
 	if serviceAccount == "" {
 		serviceAccount = "default"
 	}
 	name := zerotrust.CertificateName(serviceAccount)
 	secret := &corev1.Secret{}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := s.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret)
-		if err == nil && len(secret.Data["tls.crt"]) > 0 && len(secret.Data["tls.key"]) > 0 {
-			break
+	bundle := &corev1.ConfigMap{}
+	err := waitFor(ctx, 30*time.Second, func() error {
+		if err := s.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret); err != nil {
+			return fmt.Errorf("no identity Secret %s/%s (is cert-manager issuing it?): %w", namespace, name, err)
 		}
-		if time.Now().After(deadline) {
-			if err == nil {
-				err = errors.New("it has no certificate yet")
-			}
-			return nil, fmt.Errorf("no identity Secret %s/%s after 30s (is cert-manager issuing it?): %w", namespace, name, err)
+		if len(secret.Data["tls.crt"]) == 0 || len(secret.Data["tls.key"]) == 0 {
+			return fmt.Errorf("the identity Secret %s/%s has no certificate yet", namespace, name)
 		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		if err := s.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: zerotrust.TrustBundleName}, bundle); err != nil {
+			return fmt.Errorf("no trust bundle ConfigMap %s/%s: %w", namespace, zerotrust.TrustBundleName, err)
 		}
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+		if !zerotrust.Trusts(zerotrust.TrustBundleOf(bundle), secret.Data["ca.crt"]) {
+			return fmt.Errorf("the trust bundle %s/%s does not hold the CA of Secret %s yet", namespace, zerotrust.TrustBundleName, name)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	files := &testmesh.CertificateFiles{
-		Cert: filepath.Join(dir, "tls.crt"), Key: filepath.Join(dir, "tls.key"), CA: filepath.Join(dir, "ca.crt"),
+	files := IdentityFiles(dir)
+	if err := os.MkdirAll(filepath.Dir(files.CA), 0o700); err != nil {
+		return nil, err
 	}
-	for path, key := range map[string]string{files.Cert: "tls.crt", files.Key: "tls.key", files.CA: "ca.crt"} {
-		if err := os.WriteFile(path, secret.Data[key], 0o600); err != nil {
+	for path, data := range map[string][]byte{
+		files.Cert: secret.Data["tls.crt"], files.Key: secret.Data["tls.key"], files.CA: []byte(bundle.Data[zerotrust.TrustBundleKey]),
+	} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
 			return nil, err
 		}
 	}
-	return files, nil
+	return &files, nil
+}
+
+// IdentityFiles are where WriteIdentity writes a workload's identity in dir.
+func IdentityFiles(dir string) testmesh.CertificateFiles {
+	return testmesh.CertificateFiles{
+		Cert: filepath.Join(dir, "tls.crt"), Key: filepath.Join(dir, "tls.key"),
+		CA: filepath.Join(dir, "trust-bundle", zerotrust.TrustBundleKey),
+	}
+}
+
+// waitFor calls check every 100ms until it returns nil, and returns its last error after timeout.
+func waitFor(ctx context.Context, timeout time.Duration, check func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after %s: %w", timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

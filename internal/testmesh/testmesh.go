@@ -25,8 +25,10 @@ import (
 	"github.com/sluice-mesh/sluice/xds/envoy"
 )
 
-// CertificateFiles are the PEM files of a workload's identity, as the injector mounts them from
-// the identity Secret (tls.crt, tls.key, ca.crt).
+// CertificateFiles are the PEM files of a workload's identity, as the injector mounts them: the
+// certificate and key from the identity Secret (tls.crt, tls.key), the CA certificates it trusts
+// from its namespace's trust bundle ConfigMap (sluice-trust-bundle, ca.crt), which holds every
+// root of the trust domain, old and new, while a CA rotation is under way.
 type CertificateFiles struct {
 	Cert, Key, CA string
 	// Refresh is how often gRPC reads the files again; zero means 10 minutes (file_watcher's

@@ -89,6 +89,7 @@ func run(m *testing.M) int {
 		Debounce:              20 * time.Millisecond,
 		GracefulShutdown:      5 * time.Second,
 		SkipRolloutController: true,
+		TrustBundleRetention:  rotationRetention,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/xds"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
@@ -161,16 +162,22 @@ func issue(t *testing.T, issuer *testcertmanager.CA, ns, sa string) testmesh.Cer
 	return files
 }
 
-// writeSecretVolume writes a Secret's data into dir as the kubelet updates a Secret volume
+// writeSecretVolume writes a Secret's data into dir as the kubelet updates a Secret volume.
+func writeSecretVolume(dir string, secret *corev1.Secret) error { return writeVolume(dir, secret.Data) }
+
+// writeVolume writes the files of a Secret or ConfigMap volume into dir as the kubelet does
 // (pkg/volume/util/atomic_writer.go): the files go into a new timestamped directory, the symlink
 // ..data is swapped to it with a rename, and each key is a symlink to ..data/<key>, so a reader
 // sees all the old files or all the new ones.
-func writeSecretVolume(dir string, secret *corev1.Secret) error {
+func writeVolume(dir string, files map[string][]byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
 	ts, err := os.MkdirTemp(dir, time.Now().UTC().Format("..2006_01_02_15_04_05."))
 	if err != nil {
 		return err
 	}
-	for k, v := range secret.Data {
+	for k, v := range files {
 		if err := os.WriteFile(filepath.Join(ts, k), v, 0o600); err != nil {
 			return err
 		}
@@ -183,7 +190,7 @@ func writeSecretVolume(dir string, secret *corev1.Secret) error {
 	if err := os.Rename(tmp, data); err != nil {
 		return err
 	}
-	for k := range secret.Data {
+	for k := range files {
 		link := filepath.Join(dir, k)
 		if _, err := os.Lstat(link); err == nil {
 			continue
@@ -350,8 +357,9 @@ func createService(t *testing.T, ns, name string, s *server) {
 			Ports:    []corev1.ServicePort{{Name: "grpc", Port: 8080, AppProtocol: ptr.To("grpc")}},
 		},
 	}))
-	must(t, env.Client.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}))
-	must(t, env.Client.Create(ctx, &corev1.Pod{
+	// The pod and its service account may exist already (the pod needed its identity first).
+	mustOrExists(t, env.Client.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}))
+	mustOrExists(t, env.Client.Create(ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: s.pod, Labels: map[string]string{"app": name}},
 		Spec: corev1.PodSpec{
 			ServiceAccountName: name,
@@ -369,6 +377,13 @@ func createService(t *testing.T, ns, name string, s *server) {
 			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: s.pod},
 		}},
 	}))
+}
+
+func mustOrExists(t *testing.T, err error) {
+	t.Helper()
+	if !apierrors.IsAlreadyExists(err) {
+		must(t, err)
+	}
 }
 
 func must(t *testing.T, err error) {

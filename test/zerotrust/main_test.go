@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/sluice-mesh/sluice/internal/manager"
@@ -29,6 +31,8 @@ var (
 	k8s client.Client
 	cm  *testcertmanager.CertManager
 	ca  *testcertmanager.CA
+	// xdsAddr is the operator's xDS server (plain text), for the proxies of strict_test.go.
+	xdsAddr string
 )
 
 func TestMain(m *testing.M) {
@@ -64,11 +68,18 @@ func run(m *testing.M) int {
 	if ca, err = cm.CreateCA(ctx, "mesh-ca"); err != nil {
 		return fail(err)
 	}
+	// The replicas report their connected proxies in the operator's namespace.
+	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}); err != nil {
+		return fail(err)
+	}
 	// The operator starts after cert-manager's CRDs are installed, so it watches Certificates.
+	xdsAddr = testmesh.FreeAddr()
 	operator, err := testmesh.StartOperator(env.Config, manager.Options{
 		SkipRolloutController: true,
 		Namespace:             operatorNamespace,
 		GracefulShutdown:      5 * time.Second,
+		XDSAddr:               xdsAddr,
+		Debounce:              20 * time.Millisecond,
 	})
 	if err != nil {
 		return fail(err)
