@@ -10,6 +10,8 @@
 package validation
 
 import (
+	"fmt"
+
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -26,4 +28,16 @@ func (r *Result) fail(err *field.Error) { r.Errors = append(r.Errors, err) }
 // warn adds a warning, prefixed with the field it is about.
 func (r *Result) warn(path *field.Path, msg string) {
 	r.Warnings = append(r.Warnings, path.String()+": "+msg)
+}
+
+// MaxWarnings bounds the warnings of one object: the API server cuts the warnings of a response
+// short after 4 KiB.
+const MaxWarnings = 10
+
+// done caps the warnings and returns the result.
+func (r Result) done() Result {
+	if n := len(r.Warnings); n > MaxWarnings {
+		r.Warnings = append(r.Warnings[:MaxWarnings-1:MaxWarnings-1], fmt.Sprintf("%d more warnings are left out", n-MaxWarnings+1))
+	}
+	return r
 }

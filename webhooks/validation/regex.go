@@ -17,6 +17,9 @@ const (
 	MaxRegexInstructions = 5000
 	// MaxRegexBytes bounds the regexes of one object together.
 	MaxRegexBytes = 64 << 10
+	// MaxObjectRegexInstructions bounds the programs of one object's regexes together, which
+	// bounds the time compiling them takes (BenchmarkLargest).
+	MaxObjectRegexInstructions = 100_000
 	// EnvoyRegexProgramSize is Envoy's default limit on an RE2 program
 	// (runtime re2.max_program_size.error_level): above it Envoy rejects the whole route table.
 	// Go's program size only approximates RE2's, so exceeding it is a warning.
@@ -25,8 +28,8 @@ const (
 
 // regexes checks the regexes of one object against the bounds, in the order they are given.
 type regexes struct {
-	bytes int
-	// over is set once the object's regexes exceed MaxRegexBytes; later ones are not compiled.
+	bytes, instructions int
+	// over is set once the object's regexes exceed a bound; later ones are not compiled.
 	over bool
 }
 
@@ -43,7 +46,12 @@ func (rx *regexes) check(r *Result, path *field.Path, expr string) {
 		return
 	}
 	size, err := programSize(expr)
+	rx.instructions += size
 	switch {
+	case rx.instructions > MaxObjectRegexInstructions:
+		rx.over = true
+		r.fail(field.Invalid(path, short(expr), fmt.Sprintf(
+			"the object's regular expressions compile to more than %d instructions together; use fewer or simpler ones (prefix or exact matches where they do)", MaxObjectRegexInstructions)))
 	case err != nil:
 		r.fail(field.Invalid(path, short(expr), err.Error()))
 	case size > EnvoyRegexProgramSize:

@@ -49,7 +49,7 @@ func ValidateRollout(ro, old *meshv1alpha1.Rollout, rel RolloutRelated) Result {
 		rx.check(&r, spec.Child("strategy", "canary", "headerRoute", "regex"), *c.HeaderRoute.Regex)
 	}
 	checkAnalysis(&r, ro.Spec.Analysis, spec.Child("analysis"))
-	return r
+	return r.done()
 }
 
 func checkRolloutTarget(r *Result, ro *meshv1alpha1.Rollout, rel RolloutRelated) {

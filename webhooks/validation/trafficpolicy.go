@@ -41,7 +41,7 @@ func ValidateTrafficPolicy(tp, old *meshv1alpha1.TrafficPolicy, rel TrafficPolic
 	checkRoutes(&r, tp)
 	checkMirror(&r, tp, rel.MirrorService)
 	checkResilience(&r, &tp.Spec)
-	return r
+	return r.done()
 }
 
 func checkPolicyUnique(r *Result, tp, old *meshv1alpha1.TrafficPolicy, others []meshv1alpha1.TrafficPolicy) {

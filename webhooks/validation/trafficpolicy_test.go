@@ -164,8 +164,26 @@ func TestTrafficPolicyRules(t *testing.T) {
 			wantErrors: []string{
 				`spec.routes[4].match.headers[0].regex: Invalid value: "` + strings.Repeat("a", 64) + `...": the object's regular expressions add up to more than 65536 bytes; use fewer or shorter ones (prefix or exact matches where they do)`,
 			},
-			// Each 1024-byte literal is above Envoy's program size: one warning per regex compiled.
-			wantWarnings: envoyWarnings(64),
+			// Each 1024-byte literal is above Envoy's program size: one warning per regex compiled,
+			// 64, cut to MaxWarnings.
+			wantWarnings: append(envoyWarnings(MaxWarnings-1), "55 more warnings are left out"),
+		},
+		{
+			name: "regexes compile to more than the bound together",
+			edit: func(tp *meshv1alpha1.TrafficPolicy, _ *TrafficPolicyRelated) {
+				heavy := strings.Repeat(`[a-z]{0,99}`, 16) // 3170 instructions
+				var headers []meshv1alpha1.HeaderMatch
+				for range 16 {
+					headers = append(headers, meshv1alpha1.HeaderMatch{Name: "x", Regex: &heavy})
+				}
+				tp.Spec.Routes[0].Match.Headers = headers
+				tp.Spec.Routes = append(tp.Spec.Routes, tp.Spec.Routes[0], tp.Spec.Routes[0])
+				tp.Spec.Routes[1].Name, tp.Spec.Routes[2].Name = "beta-2", "beta-3"
+			},
+			wantErrors: []string{
+				`spec.routes[1].match.headers[15].regex: Invalid value: "` + heavyShort + `...": the object's regular expressions compile to more than 100000 instructions together; use fewer or simpler ones (prefix or exact matches where they do)`,
+			},
+			wantWarnings: append(envoyWarningsOf(MaxWarnings-1, 3170), "22 more warnings are left out"),
 		},
 	}
 	for _, tc := range cases {
@@ -184,11 +202,16 @@ func TestTrafficPolicyRules(t *testing.T) {
 	}
 }
 
-func envoyWarnings(n int) []string {
+// heavyShort is the start of the heavy regex as an error message shows it.
+var heavyShort = strings.Repeat(`[a-z]{0,99}`, 6)[:64]
+
+func envoyWarnings(n int) []string { return envoyWarningsOf(n, 1026) }
+
+func envoyWarningsOf(n, size int) []string {
 	var out []string
 	for i := range n {
-		out = append(out, fmt.Sprintf("spec.routes[%d].match.headers[%d].regex: compiles to about 1026 RE2 instructions; "+
-			"Envoy rejects regexes above re2.max_program_size.error_level (100 by default): simplify it or raise that runtime limit", i/16, i%16))
+		out = append(out, fmt.Sprintf("spec.routes[%d].match.headers[%d].regex: compiles to about %d RE2 instructions; "+
+			"Envoy rejects regexes above re2.max_program_size.error_level (100 by default): simplify it or raise that runtime limit", i/16, i%16, size))
 	}
 	return out
 }

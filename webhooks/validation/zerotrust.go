@@ -53,7 +53,7 @@ func ValidateZeroTrust(zt, old *meshv1alpha1.ZeroTrust, rel ZeroTrustRelated) Re
 	}
 	checkIssuer(&r, zt, rel.Issuer)
 	checkRules(&r, zt, rel.Services)
-	return r
+	return r.done()
 }
 
 // selectorKey is a canonical form of a selector: equal keys select the same pods. An empty and an
