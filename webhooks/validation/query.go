@@ -1,6 +1,7 @@
 package validation
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -35,10 +36,13 @@ func checkQueryTemplate(query string) error {
 	if len(trees) != 1 || tree == nil {
 		return fmt.Errorf("defines templates; the only template actions allowed are %s", known)
 	}
+	empty := true
 	for _, n := range tree.Root.Nodes {
 		switch n := n.(type) {
 		case *parse.TextNode:
+			empty = empty && strings.TrimSpace(string(n.Text)) == ""
 		case *parse.ActionNode:
+			empty = false
 			if name, ok := substitution(n); !ok {
 				return fmt.Errorf("uses %s; the only template actions allowed are %s", n, known)
 			} else if !slices.Contains(queryVariables, name) {
@@ -47,6 +51,9 @@ func checkQueryTemplate(query string) error {
 		default:
 			return fmt.Errorf("uses %s; the only template actions allowed are %s", n, known)
 		}
+	}
+	if empty {
+		return errors.New("renders to an empty query; write the PromQL expression whose value is checked")
 	}
 	return nil
 }

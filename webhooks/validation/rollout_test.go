@@ -129,6 +129,15 @@ func TestRolloutRules(t *testing.T) {
 			},
 		},
 		{
+			name: "query that renders to nothing",
+			edit: func(ro *meshv1alpha1.Rollout, _ *RolloutRelated) {
+				ro.Spec.Analysis.Metrics[2].Query = `{{/* to do */}}`
+			},
+			wantErrors: []string{
+				`spec.analysis.metrics[2].query: Invalid value: "{{/* to do */}}": renders to an empty query; write the PromQL expression whose value is checked`,
+			},
+		},
+		{
 			name: "header route regex that does not compile",
 			edit: func(ro *meshv1alpha1.Rollout, _ *RolloutRelated) {
 				ro.Spec.Strategy.Canary.HeaderRoute = &meshv1alpha1.HeaderMatch{Name: "x-canary", Regex: ptr.To(`(?=yes)`)}
