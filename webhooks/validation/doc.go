@@ -34,8 +34,16 @@ func (r *Result) warn(path *field.Path, msg string) {
 // short after 4 KiB.
 const MaxWarnings = 10
 
-// done caps the warnings and returns the result.
-func (r Result) done() Result {
+// done caps the warnings and returns the result. On an update that leaves the spec as it was
+// (an annotation, a label), errors are only warnings: what changed elsewhere in the cluster must not
+// block, say, a request to abort a Rollout.
+func (r Result) done(specUnchanged bool) Result {
+	if specUnchanged {
+		for _, e := range r.Errors {
+			r.Warnings = append(r.Warnings, e.Error()+" (the spec did not change, so this update is admitted)")
+		}
+		r.Errors = nil
+	}
 	if n := len(r.Warnings); n > MaxWarnings {
 		r.Warnings = append(r.Warnings[:MaxWarnings-1:MaxWarnings-1], fmt.Sprintf("%d more warnings are left out", n-MaxWarnings+1))
 	}

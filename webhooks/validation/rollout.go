@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -49,7 +50,7 @@ func ValidateRollout(ro, old *meshv1alpha1.Rollout, rel RolloutRelated) Result {
 		rx.check(&r, spec.Child("strategy", "canary", "headerRoute", "regex"), *c.HeaderRoute.Regex)
 	}
 	checkAnalysis(&r, ro.Spec.Analysis, spec.Child("analysis"))
-	return r.done()
+	return r.done(old != nil && equality.Semantic.DeepEqual(old.Spec, ro.Spec))
 }
 
 func checkRolloutTarget(r *Result, ro *meshv1alpha1.Rollout, rel RolloutRelated) {

@@ -88,6 +88,17 @@ func TestRolloutRules(t *testing.T) {
 			},
 		},
 		{
+			name:   "an annotation on a rollout whose service changed since",
+			update: true,
+			edit: func(ro *meshv1alpha1.Rollout, rel *RolloutRelated) {
+				ro.Annotations = map[string]string{"rollout.sluice.dev/abort": "1"}
+				rel.Service = service("checkout", checkoutLabels, 9090)
+			},
+			wantWarnings: []string{
+				"spec.service.port: Invalid value: 8080: Service checkout has no port 8080; use one of its ports (9090) (the spec did not change, so this update is admitted)",
+			},
+		},
+		{
 			name: "no analysis",
 			edit: func(ro *meshv1alpha1.Rollout, _ *RolloutRelated) { ro.Spec.Analysis = nil },
 			wantWarnings: []string{

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -41,7 +42,7 @@ func ValidateTrafficPolicy(tp, old *meshv1alpha1.TrafficPolicy, rel TrafficPolic
 	checkRoutes(&r, tp)
 	checkMirror(&r, tp, rel.MirrorService)
 	checkResilience(&r, &tp.Spec)
-	return r.done()
+	return r.done(old != nil && equality.Semantic.DeepEqual(old.Spec, tp.Spec))
 }
 
 func checkPolicyUnique(r *Result, tp, old *meshv1alpha1.TrafficPolicy, others []meshv1alpha1.TrafficPolicy) {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -53,7 +54,7 @@ func ValidateZeroTrust(zt, old *meshv1alpha1.ZeroTrust, rel ZeroTrustRelated) Re
 	}
 	checkIssuer(&r, zt, rel.Issuer)
 	checkRules(&r, zt, rel.Services)
-	return r.done()
+	return r.done(old != nil && equality.Semantic.DeepEqual(old.Spec, zt.Spec))
 }
 
 // selectorKey is a canonical form of a selector: equal keys select the same pods. An empty and an
