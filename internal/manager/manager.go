@@ -63,6 +63,8 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       &gracefulShutdown,
 		Controller:                    config.Controller{SkipNameValidation: &o.SkipControllerNameValidation},
+		// Without a GetCertificate in TLSOpts the server reloads a renewed tls.crt/tls.key itself
+		// (controller-runtime's certwatcher; docs/webhooks.md#certificates).
 		WebhookServer: webhook.NewServer(webhook.Options{
 			Host:    o.WebhookHost,
 			Port:    o.WebhookPort,
