@@ -2,6 +2,7 @@ package webhooks_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -138,6 +139,23 @@ func TestInvalidObjectsAreRefused(t *testing.T) {
 				t.Errorf("refused with\n%s\nwant\n%s", got, tc.want)
 			}
 		})
+	}
+}
+
+// An object larger than the webhook accepts (etcd could not store it anyway) is refused before it
+// is decoded, with a message that says so.
+func TestOversizedObjectIsRefused(t *testing.T) {
+	ns := namespace(t)
+	tp := sampleTrafficPolicy(t, ns)
+	labels := map[string]string{}
+	for i := range 1700 {
+		labels[fmt.Sprintf("label-%04d", i)] = strings.Repeat("v", 1000)
+	}
+	tp.Spec.Subsets[0].Labels = labels
+	got := refused(t, tp)
+	want := `admission webhook "vtrafficpolicy.mesh.sluice.dev" denied the request: the object is `
+	if !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "bytes, more than the 1572864 the webhook accepts; split it") {
+		t.Errorf("refused with\n%s\nwant\n%s<size> bytes, more than the 1572864 the webhook accepts; split it", got, want)
 	}
 }
 
