@@ -81,6 +81,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"Elect a leader so only one replica writes status; every replica still serves xDS.")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "",
 		"Namespace of the leader-election lease; empty means the manager's own namespace.")
+	fs.StringVar(&o.WebhookHost, "webhook-host", "", "Address the admission webhook server binds; empty means every address.")
 	fs.IntVar(&o.WebhookPort, "webhook-port", 9443, "Port of the admission webhook server; 0 turns the webhooks off.")
 	fs.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "",
 		"Directory with the webhook server's tls.crt and tls.key; empty means the controller-runtime default.")

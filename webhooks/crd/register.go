@@ -11,7 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
@@ -71,14 +70,6 @@ func bounded(w *admission.Webhook) *admission.Webhook {
 		return inner.Handle(ctx, req)
 	})
 	return w
-}
-
-// lookup reads related objects: Deployments, Services and pods from the manager's cache (the
-// controllers watch them already), Sluice's kinds and issuers from the API server, so that an
-// object created a moment ago is seen.
-type lookup struct {
-	cached client.Reader
-	live   client.Reader
 }
 
 // denial turns the rules' result into the validator's answer.
