@@ -1,10 +1,12 @@
 package validation
 
 import (
-	"encoding/json"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/internal/promquery"
@@ -45,53 +47,95 @@ func FuzzQueryTemplate(f *testing.F) {
 	})
 }
 
-// Any TrafficPolicy spec, decoded from JSON, is judged without a panic, and every error names a
-// field and says what is wrong.
+// The object fuzzers put the fuzzed values into a sample and its cluster, so that the mutations
+// reach the rules (random JSON would rarely decode), and check that the rules never panic and that
+// every error names a field and says what is wrong.
+
 func FuzzValidateTrafficPolicy(f *testing.F) {
-	base, rel := sampleTrafficPolicy(f), policyRelated()
-	addSpec(f, base.Spec)
-	f.Fuzz(func(t *testing.T, spec []byte) {
-		tp := base.DeepCopy()
-		if json.Unmarshal(spec, &tp.Spec) != nil {
-			return
+	base, baseRel, rollout := sampleTrafficPolicy(f), policyRelated(), sampleRollout(f)
+	f.Add("^/api/v[0-9]+$", "beta|gamma", "version", "v2", "canary", int32(3), int64(1e9), int64(5e9), true, uint8(0))
+	f.Fuzz(func(t *testing.T, pathRegex, headerRegex, labelKey, labelValue, subset string, attempts int32,
+		perTry, timeout int64, nonIdempotent bool, shape uint8) {
+		tp, rel := base.DeepCopy(), baseRel
+		m := tp.Spec.Routes[0].Match
+		m.PathPrefix, m.PathRegex = nil, &pathRegex
+		m.Headers = append(m.Headers, meshv1alpha1.HeaderMatch{Name: "x-fuzz", Regex: &headerRegex})
+		m.QueryParams = []meshv1alpha1.QueryParamMatch{{Name: "q", Regex: &headerRegex}}
+		tp.Spec.Subsets[0].Name, tp.Spec.Subsets[0].Labels = subset, map[string]string{labelKey: labelValue}
+		tp.Spec.Retries.Attempts, tp.Spec.Retries.RetryNonIdempotent = attempts, nonIdempotent
+		tp.Spec.Retries.PerTryTimeout.Duration, tp.Spec.Timeout.Duration = time.Duration(perTry), time.Duration(timeout)
+		if shape&1 != 0 { // a catch-all route first
+			tp.Spec.Routes = append([]meshv1alpha1.Route{{Name: subset}}, tp.Spec.Routes...)
+		}
+		if shape&2 != 0 { // a Rollout of the Service
+			rel.Rollouts = []meshv1alpha1.Rollout{*rollout}
+		}
+		if shape&4 != 0 { // an empty cluster
+			rel = TrafficPolicyRelated{}
+		}
+		if shape&8 != 0 {
+			tp.Spec.Mirror.Port = &attempts
 		}
 		checkResult(t, ValidateTrafficPolicy(tp, nil, rel))
 	})
 }
 
 func FuzzValidateRollout(f *testing.F) {
-	base, rel := sampleRollout(f), rolloutRelated()
-	addSpec(f, base.Spec)
-	f.Fuzz(func(t *testing.T, spec []byte) {
-		ro := base.DeepCopy()
-		if json.Unmarshal(spec, &ro.Spec) != nil || ro.Spec.Strategy.Canary == nil {
-			return
+	base, baseRel := sampleRollout(f), rolloutRelated()
+	f.Add(`sum(rate(x[{{ .Interval }}]))`, "yes|true", "checkout", "checkout", int32(8080), int32(0), int64(10e9), "app", uint8(0))
+	f.Fuzz(func(t *testing.T, query, headerRegex, target, svc string, port, failureLimit int32, interval int64,
+		selectorKey string, shape uint8) {
+		ro, rel := base.DeepCopy(), baseRel
+		ro.Spec.Analysis.Metrics[2].Query = query
+		ro.Spec.Strategy.Canary.HeaderRoute = &meshv1alpha1.HeaderMatch{Name: "x-canary", Regex: &headerRegex}
+		ro.Spec.TargetRef.Name, ro.Spec.Service.Name, ro.Spec.Service.Port = target, svc, port
+		ro.Spec.Analysis.FailureLimit = failureLimit
+		ro.Spec.Analysis.Interval.Duration = time.Duration(interval)
+		rel.Service = service(svc, map[string]string{selectorKey: "checkout"}, 8080)
+		if shape&1 != 0 {
+			rel.DeploymentManagedBy = svc
 		}
-		checkResult(t, ValidateRollout(ro, nil, rel))
+		if shape&2 != 0 {
+			other := *base.DeepCopy()
+			other.Name = target
+			rel.Rollouts = []meshv1alpha1.Rollout{other}
+		}
+		if shape&4 != 0 {
+			rel = RolloutRelated{}
+		}
+		if shape&8 != 0 {
+			ro.Spec.Analysis = nil
+		}
+		var old *meshv1alpha1.Rollout
+		if shape&16 != 0 {
+			old = ro.DeepCopy()
+		}
+		checkResult(t, ValidateRollout(ro, old, rel))
 	})
 }
 
 func FuzzValidateZeroTrust(f *testing.F) {
-	base, rel := sampleZeroTrust(f), zeroTrustRelated()
-	addSpec(f, base.Spec)
-	f.Fuzz(func(t *testing.T, spec []byte) {
-		zt := base.DeepCopy()
-		if json.Unmarshal(spec, &zt.Spec) != nil {
-			return
+	base, baseRel := sampleZeroTrust(f), zeroTrustRelated()
+	f.Add("app", "In", "web", "spiffe://partner.example/ns/a/sa/b", int32(8080), "PERMISSIVE", uint8(0))
+	f.Fuzz(func(t *testing.T, key, operator, value, principal string, port int32, mode string, shape uint8) {
+		zt, rel := base.DeepCopy(), baseRel
+		zt.Spec.Selector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+			{Key: key, Operator: metav1.LabelSelectorOperator(operator), Values: []string{value}}}}
+		zt.Spec.Rules[0].From[2].Principal = principal
+		zt.Spec.Rules[0].To.Ports = []int32{port}
+		zt.Spec.MTLS.Mode = meshv1alpha1.MTLSMode(mode)
+		rel.Issuer = IssuerState(shape % 5)
+		if shape&8 != 0 {
+			other := *zt.DeepCopy()
+			other.Name = "other"
+			rel.ZeroTrusts = []meshv1alpha1.ZeroTrust{other}
+		}
+		if shape&16 != 0 {
+			zt.Spec.Identity = nil
 		}
 		checkResult(t, ValidateZeroTrust(zt, nil, rel))
-		others := []meshv1alpha1.ZeroTrust{*zt.DeepCopy()}
-		others[0].Name = "other"
-		MeshWideIdentity(zt, others, "shop")
+		MeshWideIdentity(zt, rel.ZeroTrusts, zt.Namespace)
 	})
-}
-
-func addSpec(f *testing.F, spec any) {
-	data, err := json.Marshal(spec)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(data)
 }
 
 func checkResult(t *testing.T, r Result) {
