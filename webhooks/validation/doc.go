@@ -30,9 +30,12 @@ func (r *Result) warn(path *field.Path, msg string) {
 	r.Warnings = append(r.Warnings, path.String()+": "+msg)
 }
 
-// MaxWarnings bounds the warnings of one object: the API server cuts the warnings of a response
-// short after 4 KiB.
-const MaxWarnings = 10
+// Bounds on the warnings of one object: the API server cuts a response's warnings after 4 KiB,
+// and a warning may quote the user's values.
+const (
+	MaxWarnings      = 10
+	MaxWarningLength = 256 // runes
+)
 
 // done caps the warnings and returns the result. On an update that leaves the spec as it was
 // (an annotation, a label), errors are only warnings: what changed elsewhere in the cluster must not
@@ -43,6 +46,11 @@ func (r Result) done(specUnchanged bool) Result {
 			r.Warnings = append(r.Warnings, e.Error()+" (the spec did not change, so this update is admitted)")
 		}
 		r.Errors = nil
+	}
+	for i, w := range r.Warnings {
+		if runes := []rune(w); len(runes) > MaxWarningLength {
+			r.Warnings[i] = string(runes[:MaxWarningLength-3]) + "..."
+		}
 	}
 	if n := len(r.Warnings); n > MaxWarnings {
 		r.Warnings = append(r.Warnings[:MaxWarnings-1:MaxWarnings-1], fmt.Sprintf("%d more warnings are left out", n-MaxWarnings+1))

@@ -67,9 +67,9 @@ func checkSubsets(r *Result, tp *meshv1alpha1.TrafficPolicy, rel TrafficPolicyRe
 	for i, s := range tp.Spec.Subsets {
 		path := field.NewPath("spec", "subsets").Index(i).Child("labels")
 		if key, contradicts := contradiction(s.Labels, selector); contradicts {
-			r.fail(field.Invalid(path.Key(key), s.Labels[key], fmt.Sprintf(
+			r.fail(field.Invalid(path.Key(key), short(s.Labels[key]), fmt.Sprintf(
 				"Service %s selects %s=%s, so no pod of it has %s=%s; pick labels that tell the Service's pods apart, such as version",
-				rel.Service.Name, key, selector[key], key, s.Labels[key])))
+				rel.Service.Name, key, short(selector[key]), key, short(s.Labels[key]))))
 			continue
 		}
 		if len(rel.PodLabels) == 0 {
