@@ -1,7 +1,8 @@
 // Package webhooks_test checks the admission webhooks of Sluice's kinds through a real API server:
 // the webhook configurations of config/webhook are installed (pointing at the operator's webhook
 // server), invalid objects are refused with the message the user sees, warnings reach the client,
-// the samples are admitted, and rotated serving certificates are picked up.
+// the samples are admitted, and rotated serving certificates are picked up. cert-manager runs, with
+// the samples' ClusterIssuer mesh-ca, so that issuer references are looked up for real.
 package webhooks_test
 
 import (
@@ -23,6 +24,7 @@ import (
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/internal/manager"
 	"github.com/sluice-mesh/sluice/internal/repo"
+	"github.com/sluice-mesh/sluice/internal/testcertmanager"
 	"github.com/sluice-mesh/sluice/internal/testenv"
 	"github.com/sluice-mesh/sluice/internal/testmesh"
 )
@@ -57,6 +59,18 @@ func run(m *testing.M) int {
 	}
 	defer func() { _ = env.Stop() }()
 	if kube, warnings, err = env.WarningClient(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cm, err := testcertmanager.New(ctx, env, testcertmanager.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = cm.Stop() }()
+	if _, err := cm.CreateCA(ctx, "mesh-ca"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

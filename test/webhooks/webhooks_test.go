@@ -7,10 +7,12 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/internal/testcertmanager"
 )
 
 // The cluster of the shop samples: Deployment and Service checkout (app=checkout, port 8080), a
@@ -182,13 +184,40 @@ func TestWarningsReachTheClient(t *testing.T) {
 	)
 }
 
-// The samples are admitted as written.
+// The samples are admitted as written, in a cluster that has what they name (the ClusterIssuer
+// mesh-ca included): the only warning is the one the sample's fault injection deserves.
 func TestSamplesAreAdmitted(t *testing.T) {
 	ns := namespace(t)
 	shop(t, ns)
-	for _, obj := range []client.Object{sampleRollout(t, ns), sampleTrafficPolicy(t, ns), sampleZeroTrust(t, ns)} {
-		t.Logf("%T admitted with warnings %q", obj, create(t, obj))
-	}
+	wantWarnings(t, create(t, sampleRollout(t, ns)))
+	wantWarnings(t, create(t, sampleTrafficPolicy(t, ns)),
+		"spec.faultInjection.abort.percent: 1% of requests fail on purpose; remove faultInjection when the test is over")
+	wantWarnings(t, create(t, sampleZeroTrust(t, ns)))
+}
+
+// A ZeroTrust's issuer is looked up in cert-manager: a missing one or one that is not Ready is a
+// warning (GitOps may apply it next), never a refusal.
+func TestZeroTrustIssuerIsLookedUp(t *testing.T) {
+	ns := namespace(t)
+	unready := &unstructured.Unstructured{Object: map[string]any{"spec": map[string]any{"ca": map[string]any{"secretName": "no-such-secret"}}}}
+	unready.SetGroupVersionKind(testcertmanager.IssuerGVK)
+	unready.SetNamespace(ns)
+	unready.SetName("unready")
+	create(t, unready)
+
+	missing := sampleZeroTrust(t, ns)
+	missing.Name, missing.Spec.Rules = "missing-issuer", nil
+	missing.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "a"}}
+	missing.Spec.Identity.IssuerRef.Name = "no-such-ca"
+	wantWarnings(t, create(t, missing),
+		"spec.identity.issuerRef.name: cert-manager ClusterIssuer no-such-ca does not exist yet; no workload certificate is issued until it does")
+
+	notReady := sampleZeroTrust(t, ns)
+	notReady.Name, notReady.Spec.Rules = "unready-issuer", nil
+	notReady.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "b"}}
+	notReady.Spec.Identity.IssuerRef.Kind, notReady.Spec.Identity.IssuerRef.Name = "Issuer", "unready"
+	wantWarnings(t, create(t, notReady),
+		"spec.identity.issuerRef.name: cert-manager Issuer "+ns+"/unready is not Ready; workload certificates wait for it")
 }
 
 // A ZeroTrust that names no identity takes the mesh-wide ZeroTrust's; the patch adds nothing else.
@@ -204,9 +233,7 @@ func TestZeroTrustTakesTheMeshWideIdentity(t *testing.T) {
 	zt.Spec.MTLS.Mode = meshv1alpha1.MTLSStrict
 	got := create(t, zt)
 	wantWarnings(t, got,
-		"spec.identity: copied from the mesh-wide ZeroTrust sluice-system/mesh (issuer ClusterIssuer mesh-ca); later changes to that one do not reach this copy",
-		"spec.identity.issuerRef: cert-manager is not installed (no ClusterIssuer kind in cert-manager.io); install it before workloads need certificates",
-	)
+		"spec.identity: copied from the mesh-wide ZeroTrust sluice-system/mesh (issuer ClusterIssuer mesh-ca); later changes to that one do not reach this copy")
 	stored := &meshv1alpha1.ZeroTrust{}
 	if err := kube.Get(ctx, client.ObjectKeyFromObject(zt), stored); err != nil {
 		t.Fatal(err)
