@@ -7,9 +7,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// lookup reads related objects: Deployments, Services and pods from the manager's cache (the
-// controllers watch them already), Sluice's kinds and issuers from the API server, so that an
-// object created a moment ago is seen.
+// lookup reads related objects. What a refusal depends on (the Deployment and Service a Rollout
+// or TrafficPolicy names, Sluice's kinds, issuers) is read from the API server, so that an object
+// created or changed a moment ago is seen as it is; what only warnings depend on and can be many
+// (the pods a subset is compared with, the Services of a ZeroTrust's rules) from the manager's
+// cache, which the controllers keep anyway.
 type lookup struct {
 	cached client.Reader
 	live   client.Reader

@@ -40,13 +40,13 @@ func (v *rolloutValidator) validate(ctx context.Context, ro, old *meshv1alpha1.R
 	}
 	ns := ro.Namespace
 	d := &appsv1.Deployment{}
-	found, err := getOptional(ctx, v.look.cached, client.ObjectKey{Namespace: ns, Name: ro.Spec.TargetRef.Name}, d)
+	found, err := getOptional(ctx, v.look.live, client.ObjectKey{Namespace: ns, Name: ro.Spec.TargetRef.Name}, d)
 	note("spec.targetRef", err)
 	if found {
 		rel.Deployment, rel.DeploymentManagedBy = d, d.Labels[controllers.LabelRollout]
 	}
 	svc := &corev1.Service{}
-	found, err = getOptional(ctx, v.look.cached, client.ObjectKey{Namespace: ns, Name: ro.Spec.Service.Name}, svc)
+	found, err = getOptional(ctx, v.look.live, client.ObjectKey{Namespace: ns, Name: ro.Spec.Service.Name}, svc)
 	note("spec.service", err)
 	if found {
 		rel.Service = svc

@@ -41,7 +41,7 @@ func (v *trafficPolicyValidator) validate(ctx context.Context, tp, old *meshv1al
 	}
 	ns := tp.Namespace
 	svc := &corev1.Service{}
-	found, err := getOptional(ctx, v.look.cached, client.ObjectKey{Namespace: ns, Name: tp.Spec.TargetRef.Name}, svc)
+	found, err := getOptional(ctx, v.look.live, client.ObjectKey{Namespace: ns, Name: tp.Spec.TargetRef.Name}, svc)
 	note("spec.targetRef", err)
 	if found {
 		rel.Service = svc
@@ -56,7 +56,7 @@ func (v *trafficPolicyValidator) validate(ctx context.Context, tp, old *meshv1al
 	}
 	if m := tp.Spec.Mirror; m != nil {
 		mirror := &corev1.Service{}
-		found, err := getOptional(ctx, v.look.cached, client.ObjectKey{Namespace: ns, Name: m.Service}, mirror)
+		found, err := getOptional(ctx, v.look.live, client.ObjectKey{Namespace: ns, Name: m.Service}, mirror)
 		note("spec.mirror.service", err)
 		if found {
 			rel.MirrorService = mirror
