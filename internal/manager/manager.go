@@ -63,7 +63,10 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       &gracefulShutdown,
 		Controller:                    config.Controller{SkipNameValidation: &o.SkipControllerNameValidation},
+		// Without a GetCertificate in TLSOpts the server reloads a renewed tls.crt/tls.key itself
+		// (controller-runtime's certwatcher; docs/webhooks.md#certificates).
 		WebhookServer: webhook.NewServer(webhook.Options{
+			Host:    o.WebhookHost,
 			Port:    o.WebhookPort,
 			CertDir: o.WebhookCertDir,
 			TLSOpts: tlsOpts,
@@ -80,6 +83,9 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("adding the readiness check: %w", err)
 	}
 	if err := addMesh(mgr, xdsServer, nacks, o); err != nil {
+		return nil, err
+	}
+	if err := addCRDWebhooks(mgr, o); err != nil {
 		return nil, err
 	}
 	return mgr, nil
