@@ -1,0 +1,73 @@
+package envoy
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-mesh/sluice/internal/golden"
+)
+
+func testSidecarOptions() SidecarOptions {
+	return SidecarOptions{
+		XDSTLS: &XDSClientTLS{
+			CertFile: "/var/run/sluice/identity/tls.crt", KeyFile: "/var/run/sluice/identity/tls.key",
+			CAFile: "/var/run/sluice/identity/ca.crt", ServerName: "sluice-xds.sluice-system.svc",
+		},
+		Probes: []AppProbe{
+			{Path: "/app-health/app/readiness", Kind: ProbeHTTP, Port: 8080, AppPath: "/ready?full=1", Timeout: 2 * time.Second},
+			{Path: "/app-health/app/liveness", Kind: ProbeTCP, Port: 8080, Period: 5 * time.Second},
+			{Path: "/app-health/app/startup", Kind: ProbeGRPC, Port: 9000, GRPCService: "ledger"},
+			{Path: "/app-health/admin/readiness", Kind: ProbeHTTPS, Port: 8443, AppPath: "/healthz"},
+		},
+	}
+}
+
+func TestSidecarBootstrapGolden(t *testing.T) {
+	b, err := SidecarBootstrap(testBootstrapOptions(), testSidecarOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ValidateBootstrap(b); err != nil {
+		t.Errorf("ValidateBootstrap: %v", err)
+	}
+	got, err := ProtoYAML(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden.Check(t, filepath.Join("testdata", "bootstrap_sidecar.out.yaml"), got)
+}
+
+func TestValidateBootstrapFindsAMissingCluster(t *testing.T) {
+	b, err := SidecarBootstrap(testBootstrapOptions(), testSidecarOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Drop the HTTP probe's cluster: the health listener's route still names it.
+	cs := b.StaticResources.Clusters
+	for i, c := range cs {
+		if c.GetName() == "sluice-probe-http-8080" {
+			b.StaticResources.Clusters = append(cs[:i:i], cs[i+1:]...)
+		}
+	}
+	err = ValidateBootstrap(b)
+	if err == nil || !strings.Contains(err.Error(), `cluster "sluice-probe-http-8080" does not exist`) {
+		t.Errorf("ValidateBootstrap = %v; want the missing probe cluster named", err)
+	}
+}
+
+func TestSidecarBootstrapRejectsBadProbes(t *testing.T) {
+	for _, p := range []AppProbe{
+		{Path: "/elsewhere", Kind: ProbeHTTP, Port: 80},
+		{Path: "/app-health/a/readiness", Kind: ProbeHTTP, Port: 0},
+		{Path: "/app-health/a/readiness", Kind: "EXEC", Port: 80},
+	} {
+		if _, err := SidecarBootstrap(testBootstrapOptions(), SidecarOptions{Probes: []AppProbe{p}}); err == nil {
+			t.Errorf("probe %+v accepted", p)
+		}
+	}
+	if _, err := SidecarBootstrap(testBootstrapOptions(), SidecarOptions{XDSTLS: &XDSClientTLS{CertFile: "x"}}); err == nil {
+		t.Error("xDS TLS without key, CA and server name accepted")
+	}
+}
