@@ -2,9 +2,12 @@ package envoy
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 
 	"github.com/sluice-mesh/sluice/internal/golden"
 )
@@ -45,12 +48,9 @@ func TestValidateBootstrapFindsAMissingCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Drop the HTTP probe's cluster: the health listener's route still names it.
-	cs := b.StaticResources.Clusters
-	for i, c := range cs {
-		if c.GetName() == "sluice-probe-http-8080" {
-			b.StaticResources.Clusters = append(cs[:i:i], cs[i+1:]...)
-		}
-	}
+	b.StaticResources.Clusters = slices.DeleteFunc(b.StaticResources.Clusters, func(c *clusterv3.Cluster) bool {
+		return c.GetName() == "sluice-probe-http-8080"
+	})
 	err = ValidateBootstrap(b)
 	if err == nil || !strings.Contains(err.Error(), `cluster "sluice-probe-http-8080" does not exist`) {
 		t.Errorf("ValidateBootstrap = %v; want the missing probe cluster named", err)
