@@ -82,5 +82,8 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := addMesh(mgr, xdsServer, nacks, o); err != nil {
 		return nil, err
 	}
+	if err := addInjection(mgr, o); err != nil {
+		return nil, err
+	}
 	return mgr, nil
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-mesh/sluice/webhooks/injection"
 )
 
 // Options are the manager's settings, bound to command-line flags by BindFlags.
@@ -45,6 +47,9 @@ type Options struct {
 	// mesh-wide. BindFlags defaults it to POD_NAMESPACE, else the namespace of the pod's service
 	// account, else sluice-system.
 	Namespace string
+
+	// Injection is how pods get the mesh: images, the xDS Service, the sidecar's resources.
+	Injection injection.Config
 
 	// PrometheusAddress is the Prometheus HTTP API that Rollout analysis queries, unless a
 	// Rollout names its own in spec.analysis.prometheus.
@@ -93,6 +98,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"How long a change waits for more changes before the mesh is translated and pushed.")
 	fs.StringVar(&o.Namespace, "namespace", defaultNamespace(),
 		"The operator's own namespace, where a ZeroTrust with an empty selector is mesh-wide.")
+	o.Injection = injection.DefaultConfig()
+	o.Injection.BindFlags(fs)
 	fs.StringVar(&o.PrometheusAddress, "prometheus-address", "http://prometheus.monitoring:9090",
 		"Prometheus HTTP API that Rollout analysis queries unless a Rollout names its own.")
 	fs.DurationVar(&o.AnalysisTimeout, "analysis-timeout", 15*time.Second,
