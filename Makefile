@@ -11,7 +11,7 @@ KUSTOMIZE := $(TOOLS) kustomize
 GOLANGCI_LINT := $(TOOLS) golangci-lint
 
 # Files controller-gen writes; `verify-generated` fails when regenerating changes them.
-GENERATED := api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml
+GENERATED := api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml config/webhook/manifests.yaml
 
 # Extra flags for go test, e.g. `make test GOTEST_FLAGS='-run TestSamples -v'`.
 GOTEST_FLAGS ?=
@@ -23,9 +23,10 @@ help: ## Show the targets.
 ##@ Development
 
 .PHONY: manifests
-manifests: ## Regenerate CRDs and RBAC from the Go markers.
-	$(CONTROLLER_GEN) rbac:roleName=manager crd:allowDangerousTypes=true paths="./..." \
-		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+manifests: ## Regenerate CRDs, RBAC and webhook configurations from the Go markers.
+	$(CONTROLLER_GEN) rbac:roleName=manager crd:allowDangerousTypes=true webhook paths="./..." \
+		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac \
+		output:webhook:artifacts:config=config/webhook
 
 .PHONY: generate
 generate: ## Regenerate deepcopy code.
@@ -96,7 +97,7 @@ build: ## Build the manager binary into bin/.
 
 .PHONY: run
 run: ## Run the manager against the cluster of the current kubeconfig.
-	go run ./cmd/manager --leader-elect=false
+	go run ./cmd/manager --leader-elect=false --webhook-port=0
 
 .PHONY: install
 install: manifests ## Install the CRDs into the cluster of the current kubeconfig.

@@ -64,6 +64,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		GracefulShutdownTimeout:       &gracefulShutdown,
 		Controller:                    config.Controller{SkipNameValidation: &o.SkipControllerNameValidation},
 		WebhookServer: webhook.NewServer(webhook.Options{
+			Host:    o.WebhookHost,
 			Port:    o.WebhookPort,
 			CertDir: o.WebhookCertDir,
 			TLSOpts: tlsOpts,
@@ -80,6 +81,9 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("adding the readiness check: %w", err)
 	}
 	if err := addMesh(mgr, xdsServer, nacks, o); err != nil {
+		return nil, err
+	}
+	if err := addCRDWebhooks(mgr, o); err != nil {
 		return nil, err
 	}
 	if err := addInjection(mgr, o); err != nil {

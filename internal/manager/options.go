@@ -24,7 +24,9 @@ type Options struct {
 	LeaderElect bool
 	// LeaderElectionNamespace holds the lease; empty means the namespace the manager runs in.
 	LeaderElectionNamespace string
-	// WebhookPort is where the admission webhook server listens.
+	// WebhookHost is the address the admission webhook server listens on; empty means all.
+	WebhookHost string
+	// WebhookPort is where the admission webhook server listens; 0 turns it off (no webhooks).
 	WebhookPort int
 	// WebhookCertDir holds tls.crt and tls.key for the webhook server.
 	WebhookCertDir string
@@ -84,7 +86,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"Elect a leader so only one replica writes status; every replica still serves xDS.")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "",
 		"Namespace of the leader-election lease; empty means the manager's own namespace.")
-	fs.IntVar(&o.WebhookPort, "webhook-port", 9443, "Port of the admission webhook server.")
+	fs.IntVar(&o.WebhookPort, "webhook-port", 9443, "Port of the admission webhook server; 0 turns the webhooks off.")
 	fs.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "",
 		"Directory with the webhook server's tls.crt and tls.key; empty means the controller-runtime default.")
 	fs.BoolVar(&o.EnableHTTP2, "enable-http2", false, "Allow HTTP/2 on the metrics and webhook servers.")

@@ -29,6 +29,10 @@ type Env struct {
 	// AssetsDir holds the control-plane binaries, kubectl among them.
 	AssetsDir string
 
+	// Webhooks is where the webhook server the installed configurations call must listen, and
+	// its certificate (CertDir); nil unless Options.WebhookConfigs named some.
+	Webhooks *envtest.WebhookInstallOptions
+
 	env *envtest.Environment
 	tmp string
 }
@@ -42,6 +46,10 @@ type Options struct {
 	// ServiceClusterIPRange replaces envtest's default Service range, which holds only 253
 	// Services (10.0.0.0/24).
 	ServiceClusterIPRange string
+	// WebhookConfigs are files or directories of webhook configurations (such as
+	// config/webhook/manifests.yaml) to install, pointing at a webhook server on 127.0.0.1 with a
+	// certificate the API server trusts: see Env.Webhooks and Env.ServeWebhooks.
+	WebhookConfigs []string
 }
 
 // Start starts etcd and kube-apiserver with Sluice's CRDs installed. Call Stop when done.
@@ -58,6 +66,9 @@ func StartWith(opts Options) (*Env, error) {
 		CRDDirectoryPaths:     []string{filepath.Join(repo.Root(), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
+	if len(opts.WebhookConfigs) > 0 {
+		env.WebhookInstallOptions = envtest.WebhookInstallOptions{Paths: opts.WebhookConfigs, LocalServingHost: "127.0.0.1"}
+	}
 	if opts.ServiceClusterIPRange != "" {
 		env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", opts.ServiceClusterIPRange)
 	}
@@ -66,6 +77,9 @@ func StartWith(opts Options) (*Env, error) {
 		return nil, fmt.Errorf("starting the test API server: %w", err)
 	}
 	e := &Env{Config: cfg, AssetsDir: assets, env: env}
+	if len(opts.WebhookConfigs) > 0 {
+		e.Webhooks = &env.WebhookInstallOptions
+	}
 	if err := e.init(); err != nil {
 		_ = e.Stop()
 		return nil, err
