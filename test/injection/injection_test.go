@@ -168,7 +168,7 @@ func TestProxylessModeMountsFiles(t *testing.T) {
 		XDSServers []struct {
 			ChannelCreds []struct{ Type string } `json:"channel_creds"`
 		} `json:"xds_servers"`
-		Node struct{ ID string } `json:"node"`
+		Node      struct{ ID string } `json:"node"`
 		Providers map[string]struct {
 			Config map[string]string `json:"config"`
 		} `json:"certificate_providers"`
