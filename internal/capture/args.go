@@ -39,38 +39,49 @@ func (c Config) Args() []string {
 
 func flagArg(name, value string) string { return "--" + name + "=" + value }
 
-// ParseArgs reads the flags of cmd/sluice-init; usage and errors go to out.
+// ParseArgs reads the flags of Args; usage and errors go to out.
 func ParseArgs(name string, args []string, out io.Writer) (Config, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
-	in := fs.Uint(FlagInboundPort, DefaultInboundPort, "Port of the sidecar's inbound listener; inbound TCP is redirected to it.")
-	outPort := fs.Uint(FlagOutboundPort, DefaultOutboundPort, "Port of the sidecar's outbound listener; outbound TCP is redirected to it.")
-	uid := fs.Uint(FlagProxyUID, DefaultProxyUID, "UID of the sidecar; its connections are never redirected.")
-	inPorts := fs.String(FlagExcludeInboundPorts, "", "Comma-separated inbound ports reached directly.")
-	outPorts := fs.String(FlagExcludeOutboundPorts, "", "Comma-separated outbound ports reached directly.")
-	cidrs := fs.String(FlagExcludeOutboundCIDRs, "", "Comma-separated IPv4 CIDRs reached directly.")
+	config := BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected arguments %q; every setting is a --flag=value", fs.Args())
 	}
-	c := Config{ProxyUID: uint32(min(*uid, 1<<32-1))}
+	return config()
+}
+
+// BindFlags registers the flags of Args on fs; once fs is parsed, the returned function gives
+// the Config they say, or an error naming the flag.
+func BindFlags(fs *flag.FlagSet) func() (Config, error) {
+	in := fs.Uint(FlagInboundPort, DefaultInboundPort, "Port of the sidecar's inbound listener; inbound TCP is redirected to it.")
+	outPort := fs.Uint(FlagOutboundPort, DefaultOutboundPort, "Port of the sidecar's outbound listener; outbound TCP is redirected to it.")
+	uid := fs.Uint(FlagProxyUID, DefaultProxyUID, "UID of the sidecar; its connections are never redirected.")
+	inPorts := fs.String(FlagExcludeInboundPorts, "", "Comma-separated inbound ports reached directly.")
+	outPorts := fs.String(FlagExcludeOutboundPorts, "", "Comma-separated outbound ports reached directly.")
+	cidrs := fs.String(FlagExcludeOutboundCIDRs, "", "Comma-separated IPv4 CIDRs reached directly.")
+	return func() (Config, error) { return fromFlags(*in, *outPort, *uid, *inPorts, *outPorts, *cidrs) }
+}
+
+func fromFlags(in, outPort, uid uint, inPorts, outPorts, cidrs string) (Config, error) {
+	c := Config{ProxyUID: uint32(min(uid, 1<<32-1))}
 	var err error
-	if c.InboundPort, err = port(FlagInboundPort, *in); err != nil {
+	if c.InboundPort, err = port(FlagInboundPort, in); err != nil {
 		return Config{}, err
 	}
-	if c.OutboundPort, err = port(FlagOutboundPort, *outPort); err != nil {
+	if c.OutboundPort, err = port(FlagOutboundPort, outPort); err != nil {
 		return Config{}, err
 	}
-	if c.ExcludeInboundPorts, err = ParsePorts(*inPorts); err != nil {
+	if c.ExcludeInboundPorts, err = ParsePorts(inPorts); err != nil {
 		return Config{}, fmt.Errorf("--%s: %w", FlagExcludeInboundPorts, err)
 	}
-	if c.ExcludeOutboundPorts, err = ParsePorts(*outPorts); err != nil {
+	if c.ExcludeOutboundPorts, err = ParsePorts(outPorts); err != nil {
 		return Config{}, fmt.Errorf("--%s: %w", FlagExcludeOutboundPorts, err)
 	}
 	var prefixes []netip.Prefix
-	if prefixes, err = ParseCIDRs(*cidrs); err != nil {
+	if prefixes, err = ParseCIDRs(cidrs); err != nil {
 		return Config{}, fmt.Errorf("--%s: %w", FlagExcludeOutboundCIDRs, err)
 	}
 	c.ExcludeOutboundCIDRs = prefixes

@@ -100,7 +100,11 @@ func TestPodInInjectedNamespaceGetsSidecar(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := envoy.ValidateBootstrap(b); err != nil {
+	secrets, err := injection.ProxyFileSecrets(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := envoy.ValidateBootstrap(b, secrets...); err != nil {
 		t.Errorf("the injected bootstrap is not valid: %v", err)
 	}
 	if want := envoy.NodeID(envoy.FlavourEnvoy, "10.244.1.5", pod.Name, ns); b.GetNode().GetId() != want {

@@ -30,7 +30,11 @@ func injectEnvoy(pod *corev1.Pod, w workload, cfg Config) error {
 		return err
 	}
 	probes := rewriteProbes(pod)
-	args, err := proxyArgs(w, cfg, probes)
+	xdsTLS, err := xdsClientTLS(cfg)
+	if err != nil {
+		return err
+	}
+	args, err := proxyArgs(w, cfg, xdsTLS, probes)
 	if err != nil {
 		return err
 	}
@@ -59,7 +63,10 @@ func injectEnvoy(pod *corev1.Pod, w workload, cfg Config) error {
 		// Envoy has its first config: their traffic is captured from the start.
 		StartupProbe:   ready,
 		ReadinessProbe: &corev1.Probe{ProbeHandler: ready.ProbeHandler, PeriodSeconds: 5, FailureThreshold: 3, TimeoutSeconds: 1},
-		VolumeMounts:   []corev1.VolumeMount{{Name: IdentityVolume, MountPath: IdentityDir, ReadOnly: true}},
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: IdentityVolume, MountPath: IdentityDir, ReadOnly: true},
+			{Name: ProxyVolume, MountPath: ProxyDir, ReadOnly: true},
+		},
 		SecurityContext: &corev1.SecurityContext{
 			RunAsUser: ptr.To[int64](ProxyUID), RunAsGroup: ptr.To[int64](ProxyUID), RunAsNonRoot: ptr.To(true),
 			AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true),
@@ -70,7 +77,9 @@ func injectEnvoy(pod *corev1.Pod, w workload, cfg Config) error {
 	initC := corev1.Container{
 		Name:  InitContainer,
 		Image: cfg.InitImage,
-		Args:  excl.Args(),
+		// It also writes the sidecar's SDS files for the xDS client certificate.
+		Args:         append(excl.Args(), xdsTLS.Args()...),
+		VolumeMounts: []corev1.VolumeMount{{Name: ProxyVolume, MountPath: ProxyDir}},
 		Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
 			corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi"),
 		}},
@@ -84,7 +93,9 @@ func injectEnvoy(pod *corev1.Pod, w workload, cfg Config) error {
 		},
 	}
 	pod.Spec.InitContainers = append([]corev1.Container{initC, proxy}, pod.Spec.InitContainers...)
-	pod.Spec.Volumes = append(pod.Spec.Volumes, identityVolume(w))
+	pod.Spec.Volumes = append(pod.Spec.Volumes, identityVolume(w), corev1.Volume{
+		Name: ProxyVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptr.To(resource.MustParse("1Mi"))}},
+	})
 	setAnnotationIfAbsent(pod, "prometheus.io/scrape", "true")
 	setAnnotationIfAbsent(pod, "prometheus.io/port", strconv.Itoa(envoy.DefaultStatsPort))
 	setAnnotationIfAbsent(pod, "prometheus.io/path", "/stats/prometheus")
@@ -116,8 +127,8 @@ func exclusions(pod *corev1.Pod) (capture.Config, error) {
 
 // proxyArgs start Envoy with the whole bootstrap inline (--config-yaml): the pod's name and IP are
 // $(…) references the kubelet fills in from the downward API.
-func proxyArgs(w workload, cfg Config, probes []envoy.AppProbe) ([]string, error) {
-	b, err := bootstrap(w, cfg, probes)
+func proxyArgs(w workload, cfg Config, xdsTLS envoy.XDSClientTLS, probes []envoy.AppProbe) ([]string, error) {
+	b, err := bootstrap(w, cfg, xdsTLS, probes)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +141,7 @@ func proxyArgs(w workload, cfg Config, probes []envoy.AppProbe) ([]string, error
 
 // bootstrap is the sidecar's bootstrap for the workload, with the pod's name and IP left as the
 // $(…) references of podEnv.
-func bootstrap(w workload, cfg Config, probes []envoy.AppProbe) (*bootstrapv3.Bootstrap, error) {
+func bootstrap(w workload, cfg Config, xdsTLS envoy.XDSClientTLS, probes []envoy.AppProbe) (*bootstrapv3.Bootstrap, error) {
 	x, err := cfg.xds()
 	if err != nil {
 		return nil, err
@@ -140,12 +151,22 @@ func bootstrap(w workload, cfg Config, probes []envoy.AppProbe) (*bootstrapv3.Bo
 		PodIP: ref(envPodIP), PodName: ref(envPodName), Namespace: w.namespace,
 		Workload: w.app, Version: w.version, ServiceAccount: w.serviceAccount,
 	}, envoy.SidecarOptions{
-		XDSTLS: &envoy.XDSClientTLS{
-			CertFile: path.Join(IdentityDir, corev1.TLSCertKey), KeyFile: path.Join(IdentityDir, corev1.TLSPrivateKeyKey),
-			CAFile: path.Join(IdentityDir, "ca.crt"), ServerName: x.serverName,
-		},
+		XDSTLS: &xdsTLS,
 		Probes: probes,
 	})
+}
+
+// xdsClientTLS is the sidecar's mutual TLS to the xDS server: the identity Secret's files, through
+// the SDS files sluice-init writes.
+func xdsClientTLS(cfg Config) (envoy.XDSClientTLS, error) {
+	x, err := cfg.xds()
+	if err != nil {
+		return envoy.XDSClientTLS{}, err
+	}
+	return envoy.XDSClientTLS{
+		CertFile: path.Join(IdentityDir, corev1.TLSCertKey), KeyFile: path.Join(IdentityDir, corev1.TLSPrivateKeyKey),
+		CAFile: path.Join(IdentityDir, "ca.crt"), ServerName: x.serverName, SDSDir: ProxyDir,
+	}, nil
 }
 
 func proxyResources(cfg Config) (corev1.ResourceRequirements, error) {

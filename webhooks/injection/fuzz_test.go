@@ -51,7 +51,11 @@ func FuzzInject(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := envoy.ValidateBootstrap(b); err != nil {
+			secrets, err := ProxyFileSecrets(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := envoy.ValidateBootstrap(b, secrets...); err != nil {
 				t.Fatalf("ValidateBootstrap: %v", err)
 			}
 		}

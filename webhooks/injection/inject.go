@@ -45,6 +45,9 @@ const (
 	InitContainer  = "sluice-init"
 	IdentityVolume = "sluice-identity"
 	TrustVolume    = "sluice-trust-bundle"
+	ProxyVolume    = "sluice-proxy-config"
+	// ProxyDir is where sluice-init writes the sidecar's SDS files (an emptyDir the two share).
+	ProxyDir = "/var/run/sluice/proxy"
 	// IdentityDir holds the workload's identity Secret (sluice-identity-<serviceAccount>):
 	// tls.crt, tls.key and ca.crt.
 	IdentityDir = "/var/run/sluice/identity"

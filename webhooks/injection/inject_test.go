@@ -63,7 +63,11 @@ func TestInjectGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := envoy.ValidateBootstrap(b); err != nil {
+			secrets, err := ProxyFileSecrets(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := envoy.ValidateBootstrap(b, secrets...); err != nil {
 				t.Errorf("ValidateBootstrap: %v", err)
 			}
 			if id := b.GetNode().GetId(); id != "envoy~10.244.1.5~checkout-7d9f8-abcde.shop~shop.svc.cluster.local" {

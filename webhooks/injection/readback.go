@@ -2,14 +2,20 @@ package injection
 
 import (
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/sluice-mesh/sluice/internal/capture"
+	"github.com/sluice-mesh/sluice/xds/envoy"
 )
 
 // PodFields are what the kubelet fills in for the $(…) references of an injected pod.
@@ -41,6 +47,23 @@ func ProxyBootstrap(pod *corev1.Pod, f PodFields) (*bootstrapv3.Bootstrap, error
 		return nil, fmt.Errorf("the bootstrap is not an Envoy v3 Bootstrap: %w", err)
 	}
 	return b, nil
+}
+
+// ProxyFileSecrets are the secrets sluice-init writes into the sidecar's SDS files, as its
+// arguments in pod say; envoy.ValidateBootstrap needs them with ProxyBootstrap's bootstrap.
+func ProxyFileSecrets(pod *corev1.Pod) ([]*tlsv3.Secret, error) {
+	i := slices.IndexFunc(pod.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == InitContainer })
+	if i < 0 {
+		return nil, errors.New("the pod has no " + InitContainer + " init container")
+	}
+	fs := flag.NewFlagSet(InitContainer, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	capture.BindFlags(fs)
+	t := envoy.BindXDSClientFlags(fs)
+	if err := fs.Parse(pod.Spec.InitContainers[i].Args); err != nil {
+		return nil, fmt.Errorf("%s's arguments: %w", InitContainer, err)
+	}
+	return envoy.XDSClientSecrets(*t)
 }
 
 // ProxylessBootstrap reads back the GRPC_XDS_BOOTSTRAP_CONFIG of an injected container once the

@@ -18,8 +18,10 @@ import (
 	healthcheckv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/health_check/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -43,11 +45,76 @@ const (
 )
 
 // XDSClientTLS are the files of the sidecar's mutual TLS to the xDS server: its workload
-// certificate and key, and the CA certificates that sign the server's certificate.
+// certificate and key, and the CA certificates that sign the server's certificate. Envoy reloads
+// certificates only when they come over SDS, so the bootstrap takes them from two file-based SDS
+// sources in SDSDir (XDSClientSecretFiles writes them; sluice-init does in a pod), whose secrets
+// name the certificate files and watch their directory: when the kubelet swaps a renewed Secret
+// volume's ..data link, the next connection to the xDS server uses the new certificate.
 type XDSClientTLS struct {
 	CertFile, KeyFile, CAFile string
 	// ServerName is sent as SNI and must be a DNS SAN of the server's certificate.
 	ServerName string
+	// SDSDir holds the SDS files.
+	SDSDir string
+}
+
+// The names of the xDS client's SDS secrets, and of their files in XDSClientTLS.SDSDir.
+const (
+	XDSClientCertSecret = "sluice-xds-client-certificate"
+	XDSClientCASecret   = "sluice-xds-client-ca"
+)
+
+func (t XDSClientTLS) check() error {
+	if t.CertFile == "" || t.KeyFile == "" || t.CAFile == "" || t.ServerName == "" || t.SDSDir == "" {
+		return errors.New("bootstrap: the xDS TLS certificate, key and CA files, the server name and the SDS directory are all required")
+	}
+	return nil
+}
+
+func (t XDSClientTLS) sdsFile(secret string) string { return path.Join(t.SDSDir, secret+".yaml") }
+
+// XDSClientSecrets are the secrets the SDS files hold: the certificate and key, and a validation
+// context with the CA and the server name's SAN check.
+func XDSClientSecrets(t XDSClientTLS) ([]*tlsv3.Secret, error) {
+	if err := t.check(); err != nil {
+		return nil, err
+	}
+	file := func(p string) *corev3.DataSource {
+		return &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: p}}
+	}
+	return []*tlsv3.Secret{
+		{Name: XDSClientCASecret, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+			TrustedCa:        file(t.CAFile),
+			WatchedDirectory: &corev3.WatchedDirectory{Path: path.Dir(t.CAFile)},
+			MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{
+				SanType: tlsv3.SubjectAltNameMatcher_DNS,
+				Matcher: exactStringMatcher(t.ServerName),
+			}},
+		}}},
+		{Name: XDSClientCertSecret, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+			CertificateChain: file(t.CertFile),
+			PrivateKey:       file(t.KeyFile),
+			WatchedDirectory: &corev3.WatchedDirectory{Path: path.Dir(t.CertFile)},
+		}}},
+	}, nil
+}
+
+// XDSClientSecretFiles are the SDS files (path → content) of XDSClientTLS: each a discovery
+// response holding one secret of XDSClientSecrets, as Envoy reads a path config source.
+func XDSClientSecretFiles(t XDSClientTLS) (map[string][]byte, error) {
+	secrets, err := XDSClientSecrets(t)
+	if err != nil {
+		return nil, err
+	}
+	files := map[string][]byte{}
+	for _, sec := range secrets {
+		doc, err := ProtoYAML(&discoveryv3.DiscoveryResponse{Resources: []*anypb.Any{toAny(sec)}})
+		if err != nil {
+			return nil, err
+		}
+		files[t.sdsFile(sec.GetName())] = doc
+	}
+	return files, nil
 }
 
 // ProbeKind says how the sidecar checks the application for a probe.
@@ -111,36 +178,32 @@ func SidecarBootstrap(o BootstrapOptions, s SidecarOptions) (*bootstrapv3.Bootst
 }
 
 // secureXDSCluster gives the xDS cluster a TLS transport socket that presents the workload's
-// certificate. Envoy reads the files again when their directory's ..data link moves, as the
-// kubelet does on each update of a Secret volume.
+// certificate, both from the SDS files of t.
 func secureXDSCluster(b *bootstrapv3.Bootstrap, t XDSClientTLS) error {
-	if t.CertFile == "" || t.KeyFile == "" || t.CAFile == "" || t.ServerName == "" {
-		return errors.New("bootstrap: the xDS TLS certificate, key and CA files and the server name are all required")
+	if err := t.check(); err != nil {
+		return err
 	}
 	name := b.GetDynamicResources().GetAdsConfig().GetGrpcServices()[0].GetEnvoyGrpc().GetClusterName()
 	i := slices.IndexFunc(b.GetStaticResources().GetClusters(), func(c *clusterv3.Cluster) bool { return c.GetName() == name })
 	if i < 0 {
 		return fmt.Errorf("bootstrap: no static cluster %q for the xDS server", name)
 	}
-	file := func(p string) *corev3.DataSource {
-		return &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: p}}
+	fromFile := func(secret string) *tlsv3.SdsSecretConfig {
+		return &tlsv3.SdsSecretConfig{Name: secret, SdsConfig: &corev3.ConfigSource{
+			ResourceApiVersion: corev3.ApiVersion_V3,
+			// The file itself never changes: its secret watches the certificates' directory.
+			ConfigSourceSpecifier: &corev3.ConfigSource_PathConfigSource{PathConfigSource: &corev3.PathConfigSource{
+				Path: t.sdsFile(secret),
+			}},
+		}}
 	}
 	ctx := &tlsv3.UpstreamTlsContext{
 		Sni: t.ServerName,
 		CommonTlsContext: &tlsv3.CommonTlsContext{
-			TlsCertificates: []*tlsv3.TlsCertificate{{
-				CertificateChain: file(t.CertFile),
-				PrivateKey:       file(t.KeyFile),
-				WatchedDirectory: &corev3.WatchedDirectory{Path: path.Dir(t.CertFile)},
-			}},
-			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
-				TrustedCa:        file(t.CAFile),
-				WatchedDirectory: &corev3.WatchedDirectory{Path: path.Dir(t.CAFile)},
-				MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{
-					SanType: tlsv3.SubjectAltNameMatcher_DNS,
-					Matcher: exactStringMatcher(t.ServerName),
-				}},
-			}},
+			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{fromFile(XDSClientCertSecret)},
+			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{
+				ValidationContextSdsSecretConfig: fromFile(XDSClientCASecret),
+			},
 		},
 	}
 	b.StaticResources.Clusters[i].TransportSocket = &corev3.TransportSocket{
@@ -160,9 +223,11 @@ func ProbeClusterName(p AppProbe) string {
 }
 
 // ValidateBootstrap checks a bootstrap as Snapshot.Validate checks resources: ValidateAll on it,
-// on the connection managers and TLS contexts packed in its static listeners and clusters, and
-// that every cluster its static listeners name is one of its static clusters.
-func ValidateBootstrap(b *bootstrapv3.Bootstrap) error {
+// on the connection managers and TLS contexts packed in its static listeners and clusters, and on
+// fileSecrets (the secrets its file-based SDS sources hold), that every cluster its static
+// listeners name is one of its static clusters, and that every SDS secret it names is in
+// fileSecrets.
+func ValidateBootstrap(b *bootstrapv3.Bootstrap, fileSecrets ...*tlsv3.Secret) error {
 	var errs []error
 	if err := b.ValidateAll(); err != nil {
 		errs = append(errs, fmt.Errorf("bootstrap: %w", err))
@@ -173,6 +238,9 @@ func ValidateBootstrap(b *bootstrapv3.Bootstrap) error {
 	}
 	for _, c := range b.GetStaticResources().GetClusters() {
 		s.Clusters[c.GetName()] = c
+	}
+	for _, sec := range fileSecrets {
+		s.Secrets[sec.GetName()] = sec
 	}
 	if err := s.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("bootstrap static resources: %w", err))

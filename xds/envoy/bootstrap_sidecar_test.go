@@ -8,6 +8,11 @@ import (
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-mesh/sluice/internal/golden"
 )
@@ -17,6 +22,7 @@ func testSidecarOptions() SidecarOptions {
 		XDSTLS: &XDSClientTLS{
 			CertFile: "/var/run/sluice/identity/tls.crt", KeyFile: "/var/run/sluice/identity/tls.key",
 			CAFile: "/var/run/sluice/identity/ca.crt", ServerName: "sluice-xds.sluice-system.svc",
+			SDSDir: "/var/run/sluice/proxy",
 		},
 		Probes: []AppProbe{
 			{Path: "/app-health/app/readiness", Kind: ProbeHTTP, Port: 8080, AppPath: "/ready?full=1", Timeout: 2 * time.Second},
@@ -28,18 +34,47 @@ func testSidecarOptions() SidecarOptions {
 }
 
 func TestSidecarBootstrapGolden(t *testing.T) {
-	b, err := SidecarBootstrap(testBootstrapOptions(), testSidecarOptions())
+	o := testSidecarOptions()
+	b, err := SidecarBootstrap(testBootstrapOptions(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ValidateBootstrap(b); err != nil {
+	secrets, err := XDSClientSecrets(*o.XDSTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ValidateBootstrap(b, secrets...); err != nil {
 		t.Errorf("ValidateBootstrap: %v", err)
+	}
+	if err := ValidateBootstrap(b); err == nil || !strings.Contains(err.Error(), XDSClientCertSecret) {
+		t.Errorf("ValidateBootstrap without the file secrets = %v; want the missing %q named", err, XDSClientCertSecret)
 	}
 	got, err := ProtoYAML(b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	golden.Check(t, filepath.Join("testdata", "bootstrap_sidecar.out.yaml"), got)
+
+	// The SDS files, read back as Envoy reads a path config source, hold the same secrets.
+	files, err := XDSClientSecretFiles(*o.XDSTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sec := range secrets {
+		path := "/var/run/sluice/proxy/" + sec.GetName() + ".yaml"
+		doc, err := yaml.YAMLToJSON(files[path])
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		resp := &discoveryv3.DiscoveryResponse{}
+		if err := protojson.Unmarshal(doc, resp); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		back := &tlsv3.Secret{}
+		if len(resp.GetResources()) != 1 || resp.GetResources()[0].UnmarshalTo(back) != nil || !proto.Equal(back, sec) {
+			t.Errorf("%s does not hold secret %q:\n%s", path, sec.GetName(), files[path])
+		}
+	}
 }
 
 func TestValidateBootstrapFindsAMissingCluster(t *testing.T) {
@@ -51,7 +86,11 @@ func TestValidateBootstrapFindsAMissingCluster(t *testing.T) {
 	b.StaticResources.Clusters = slices.DeleteFunc(b.StaticResources.Clusters, func(c *clusterv3.Cluster) bool {
 		return c.GetName() == "sluice-probe-http-8080"
 	})
-	err = ValidateBootstrap(b)
+	secrets, err := XDSClientSecrets(*testSidecarOptions().XDSTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ValidateBootstrap(b, secrets...)
 	if err == nil || !strings.Contains(err.Error(), `cluster "sluice-probe-http-8080" does not exist`) {
 		t.Errorf("ValidateBootstrap = %v; want the missing probe cluster named", err)
 	}
