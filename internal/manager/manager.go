@@ -88,5 +88,8 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := addCRDWebhooks(mgr, o); err != nil {
 		return nil, err
 	}
+	if err := addInjection(mgr, o); err != nil {
+		return nil, err
+	}
 	return mgr, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-mesh/sluice/controllers/zerotrust"
+	"github.com/sluice-mesh/sluice/webhooks/injection"
 )
 
 // Options are the manager's settings, bound to command-line flags by BindFlags.
@@ -55,6 +56,9 @@ type Options struct {
 	// TrustBundleRetention is how long a CA certificate stays in the trust bundles once no
 	// identity Secret carries it.
 	TrustBundleRetention time.Duration
+
+	// Injection is how pods get the mesh: images, the xDS Service, the sidecar's resources.
+	Injection injection.Config
 
 	// PrometheusAddress is the Prometheus HTTP API that Rollout analysis queries, unless a
 	// Rollout names its own in spec.analysis.prometheus.
@@ -108,6 +112,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"This replica's name, unique among the replicas: it names the ConfigMap in which it reports its connected proxies.")
 	fs.DurationVar(&o.TrustBundleRetention, "trust-bundle-retention", zerotrust.DefaultTrustBundleRetention,
 		"How long a CA certificate stays in the trust bundles once no identity Secret carries it (the kubelet updates Secret and ConfigMap volumes at different times).")
+	o.Injection = injection.DefaultConfig()
+	o.Injection.BindFlags(fs)
 	fs.StringVar(&o.PrometheusAddress, "prometheus-address", "http://prometheus.monitoring:9090",
 		"Prometheus HTTP API that Rollout analysis queries unless a Rollout names its own.")
 	fs.DurationVar(&o.AnalysisTimeout, "analysis-timeout", 15*time.Second,
