@@ -27,8 +27,9 @@ type Snapshot struct {
 	// bootstrap's certificate provider, which Envoy sidecars do not have.
 	ClusterOverrides map[Flavour]map[string]*clusterv3.Cluster
 	Endpoints        map[string]*endpointv3.ClusterLoadAssignment
-	// Secrets is empty until workload identity (ZeroTrust) lands; Validate already checks that every
-	// secret a resource names is here.
+	// Secrets are the SDS secrets: each identity's certificate (named by its SPIFFE ID) and each
+	// trust domain's CA certificates (TrustBundleSecretName). Validate checks that every secret a
+	// resource names is here, but for DefaultSecretName, which the xDS server resolves per node.
 	Secrets map[string]*tlsv3.Secret
 }
 

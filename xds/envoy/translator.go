@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
 	"github.com/sluice-mesh/sluice/xds/ir"
 )
@@ -30,6 +31,7 @@ type Translator struct {
 	ports   map[string]*portEntry // by portKey
 	fixed   *fixedResources
 	servers map[serverKey]*listenerv3.Listener
+	secrets map[string]*tlsv3.Secret
 	buf     bytes.Buffer
 }
 
@@ -94,7 +96,8 @@ func (t *Translator) Translate(in *ir.IR) (*Snapshot, error) {
 		f = buildFixed(l7, limits, t.opts)
 	}
 	b.addFixed(f)
-	t.ports, t.fixed, t.servers = ports, f, servers
+	b.s.Secrets = secrets(in, t.secrets)
+	t.ports, t.fixed, t.servers, t.secrets = ports, f, servers, b.s.Secrets
 	if err := errors.Join(b.errs...); err != nil {
 		return nil, err
 	}
