@@ -90,10 +90,14 @@ var validateRejectCases = []struct {
 			Name: "envoy.transport_sockets.tls",
 			ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: toAny(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
 				TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: "default", SdsConfig: adsConfigSource()}},
+				ValidationContextType: &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{
+					ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: "trust-bundle:cluster.local", SdsConfig: adsConfigSource()},
+				},
 			}})},
 		}
 	},
-	want: []string{`cluster "` + checkoutV1 + `": SDS secret "default" does not exist`},
+	// "default" is each node's own certificate, resolved by the xDS server: not a snapshot secret.
+	want: []string{`cluster "` + checkoutV1 + `": SDS secret "trust-bundle:cluster.local" does not exist`},
 }, {
 	name:   "resource stored under another name",
 	mutate: func(s *Snapshot) { s.Clusters["other"] = s.Clusters[checkoutV1] },
