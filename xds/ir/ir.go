@@ -47,7 +47,10 @@ type SecretText string
 // Redacted is what SecretText prints as.
 const Redacted = "[redacted]"
 
-func (SecretText) String() string   { return Redacted }
+// String prints the redaction, never the text.
+func (SecretText) String() string { return Redacted }
+
+// GoString prints the redaction for %#v too.
 func (SecretText) GoString() string { return Redacted }
 
 // MarshalJSON encodes the redaction, never the text.

@@ -1,0 +1,217 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-mesh/sluice/xds/envoy"
+)
+
+// Who a stream is, and what it may ask for. On the mutual TLS port the client certificate says
+// who the node is (certificateIdentity), and the node must claim that same namespace and service
+// account; on the plain-text port the node's claim is taken as it is. Either way a node may fetch
+// over SDS only its own identity's certificate (by SPIFFE ID, or as envoy.DefaultSecretName) and
+// trust bundles. A refused stream ends with PermissionDenied and counts in
+// sluice_xds_refused_streams_total{reason}.
+
+// Reasons of sluice_xds_refused_streams_total.
+const (
+	refusedCertificate = "certificate" // the client certificate carries no single workload SPIFFE ID
+	refusedNode        = "node"        // the node claims another namespace or service account
+	refusedSecret      = "secret"      // SDS for another identity's secret, or every secret
+)
+
+// refusal ends a stream: the reason for the metric and the status for the client.
+type refusal struct {
+	reason string
+	err    error
+}
+
+func refuse(reason, format string, args ...any) *refusal {
+	return &refusal{reason: reason, err: status.Errorf(codes.PermissionDenied, format, args...)}
+}
+
+// refusals counts and logs the refusal of a stream from the peer of ctx.
+func (s *Server) refusals(ctx context.Context) func(*refusal) {
+	return func(r *refusal) {
+		s.metrics.refusedStreams.WithLabelValues(r.reason).Inc()
+		address := ""
+		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+			address = p.Addr.String()
+		}
+		s.log.Info("Refused an xDS stream", "peer", address, "reason", r.reason, "error", status.Convert(r.err).Message())
+	}
+}
+
+// streamAuth is what the server knows of a stream's identity. It lives on the goroutine that
+// reads the stream (the session's Recv side).
+type streamAuth struct {
+	// cert is the identity of the verified client certificate; nil on the plain-text port.
+	cert *workloadID
+	// workload is the node's namespace and service account, known from its first request: the
+	// certificate's, or on the plain-text port what the node claims (nil when it claims none).
+	workload *nsSA
+	nodeSeen bool
+}
+
+// authFromPeer reads the client certificate of a new stream. A stream without a verified
+// certificate (the plain-text port) is let through with no identity.
+func authFromPeer(ctx context.Context) (streamAuth, *refusal) {
+	p, _ := peer.FromContext(ctx)
+	cert := peerCertificate(p)
+	if cert == nil {
+		return streamAuth{}, nil
+	}
+	id, err := certificateIdentity(cert)
+	if err != nil {
+		return streamAuth{}, refuse(refusedCertificate, "%v", err)
+	}
+	return streamAuth{cert: &id, workload: &nsSA{id.namespace, id.serviceAccount}}, nil
+}
+
+// admitNode checks the node of a request (nil when the request carries none).
+func (a *streamAuth) admitNode(n *core.Node) *refusal {
+	if n == nil {
+		return nil
+	}
+	claim := claimOf(n)
+	if a.cert != nil {
+		if why := claim.mismatch(*a.cert); why != "" {
+			return refuse(refusedNode, "node %q may not use this xDS stream: %s", n.GetId(), why)
+		}
+		a.nodeSeen = true
+		return nil
+	}
+	w, ok := claim.identity()
+	switch {
+	case !a.nodeSeen:
+		a.nodeSeen = true
+		if ok {
+			a.workload = &w
+		}
+	case (a.workload == nil) == ok || (ok && *a.workload != w):
+		return refuse(refusedNode, "node %q changed its namespace or service account within the stream", n.GetId())
+	}
+	return nil
+}
+
+// secretNames checks the names of an SDS request and returns them as the caches know them:
+// envoy.DefaultSecretName becomes the node's own identity (defaultAliasName). wildcard is whether
+// the request asks for every secret.
+func (a *streamAuth) secretNames(names []string, wildcard bool) ([]string, *refusal) {
+	if wildcard {
+		return nil, refuse(refusedSecret, "SDS requests must name the secrets they ask for: a node may fetch %q, its own SPIFFE ID and %s<trustDomain>",
+			envoy.DefaultSecretName, envoy.TrustBundlePrefix)
+	}
+	var out []string
+	for i, name := range names {
+		mapped, ok := a.secretName(name)
+		if !ok {
+			return nil, refuse(refusedSecret, "SDS secret %q is not this node's: it may fetch %q, %s and %s<trustDomain>",
+				name, envoy.DefaultSecretName, a.ownIDs(), envoy.TrustBundlePrefix)
+		}
+		if mapped != name && out == nil {
+			out = append(make([]string, 0, len(names)), names[:i]...)
+		}
+		if out != nil {
+			out = append(out, mapped)
+		}
+	}
+	if out == nil {
+		return names, nil
+	}
+	return out, nil
+}
+
+// unsubscribedSecrets maps the names a delta request unsubscribes as secretNames does; giving up a
+// secret needs no permission.
+func (a *streamAuth) unsubscribedSecrets(names []string) []string {
+	for i, name := range names {
+		if name == envoy.DefaultSecretName && a.workload != nil {
+			out := append([]string(nil), names...)
+			out[i] = defaultAliasName(*a.workload)
+			return out
+		}
+	}
+	return names
+}
+
+func (a *streamAuth) secretName(name string) (string, bool) {
+	switch {
+	case name == envoy.DefaultSecretName:
+		if a.workload == nil {
+			return name, true // a node without identity: nothing is published under this name
+		}
+		return defaultAliasName(*a.workload), true
+	case envoy.IsTrustBundleSecretName(name):
+		return name, true
+	}
+	id, ok := parseWorkloadID(name)
+	if !ok || id.String() != name {
+		return "", false
+	}
+	if a.cert != nil {
+		return name, id == *a.cert
+	}
+	return name, a.workload != nil && *a.workload == nsSA{id.namespace, id.serviceAccount}
+}
+
+// ownIDs describes the SPIFFE IDs the node may fetch, for refusals.
+func (a *streamAuth) ownIDs() string {
+	switch {
+	case a.cert != nil:
+		return fmt.Sprintf("%q", a.cert.String())
+	case a.workload != nil:
+		return fmt.Sprintf("spiffe://<trustDomain>/ns/%s/sa/%s", a.workload.namespace, a.workload.serviceAccount)
+	}
+	return "no SPIFFE ID (the node's metadata names no namespace and service account)"
+}
+
+// defaultAliasPrefix starts the cache name of the copy of an identity's certificate that a node of
+// that identity is sent as envoy.DefaultSecretName. Nodes cannot ask for such names themselves.
+const defaultAliasPrefix = "default@"
+
+// defaultAliasName is the cache name of the default secret of the nodes of w.
+func defaultAliasName(w nsSA) string {
+	return defaultAliasPrefix + w.namespace + "/" + w.serviceAccount
+}
+
+// addDefaultAliases adds, for every identity certificate among secrets (named by a workload
+// SPIFFE ID), a copy named envoy.DefaultSecretName under defaultAliasName: what the nodes of that
+// namespace and service account get when they ask for the default secret. Should one service
+// account have certificates in two trust domains, the first SPIFFE ID in name order is its default.
+func addDefaultAliases(secrets map[string]types.Resource) {
+	for _, name := range slices.Sorted(maps.Keys(secrets)) {
+		sec, ok := secrets[name].(*tlsv3.Secret)
+		id, isID := parseWorkloadID(name)
+		if !ok || !isID || sec.GetTlsCertificate() == nil {
+			continue
+		}
+		alias := defaultAliasName(nsSA{id.namespace, id.serviceAccount})
+		if _, taken := secrets[alias]; taken {
+			continue
+		}
+		def := proto.Clone(sec).(*tlsv3.Secret)
+		def.Name = envoy.DefaultSecretName
+		secrets[alias] = def
+	}
+}
+
+// wireSecretName is the name a node knows a cached secret by.
+func wireSecretName(name string) string {
+	if strings.HasPrefix(name, defaultAliasPrefix) {
+		return envoy.DefaultSecretName
+	}
+	return name
+}
