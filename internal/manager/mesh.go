@@ -87,15 +87,27 @@ func addMesh(mgr ctrl.Manager, xdsServer *server.Server, nacks *nackForwarder, o
 	if err := identities.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the ZeroTrust identity controller: %w", err)
 	}
-	if o.XDSAddr == "" || o.XDSAddr == "0" {
-		return nil
-	}
-	return mgr.Add(everyReplica(func(ctx context.Context) error {
-		lis, err := net.Listen("tcp", o.XDSAddr)
-		if err != nil {
-			return fmt.Errorf("listening for xDS on %s: %w", o.XDSAddr, err)
+	if o.XDSAddr != "" && o.XDSAddr != "0" && o.XDSTLSDir != "" {
+		if err := serveXDS(mgr, o.XDSAddr, func(ctx context.Context, lis net.Listener) error {
+			return xdsServer.ServeMTLS(ctx, lis, o.XDSTLSDir)
+		}); err != nil {
+			return err
 		}
-		return xdsServer.Serve(ctx, lis)
+	}
+	if o.XDSPlaintextAddr != "" {
+		return serveXDS(mgr, o.XDSPlaintextAddr, xdsServer.Serve)
+	}
+	return nil
+}
+
+// serveXDS serves xDS on addr on every replica.
+func serveXDS(mgr ctrl.Manager, addr string, serve func(context.Context, net.Listener) error) error {
+	return mgr.Add(everyReplica(func(ctx context.Context) error {
+		lis, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listening for xDS on %s: %w", addr, err)
+		}
+		return serve(ctx, lis)
 	}))
 }
 
