@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	corev1 "k8s.io/api/core/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/sluice-mesh/sluice/controllers/zerotrust"
 	"github.com/sluice-mesh/sluice/internal/testcertmanager"
