@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -109,6 +110,12 @@ func (s *Server) updateSnapshotMetrics() {
 			continue
 		}
 		counts[typeNames[typeOfKey(key)]] += len(resources)
+	}
+	// Each identity's default copy (addDefaultAliases) is the same secret again: not counted.
+	for name := range s.published[resource.SecretType] {
+		if strings.HasPrefix(name, defaultAliasPrefix) {
+			counts[typeNames[resource.SecretType]]--
+		}
 	}
 	for _, t := range servedTypes {
 		s.metrics.snapshotResources.WithLabelValues(typeNames[t]).Set(float64(counts[typeNames[t]]))
