@@ -101,7 +101,7 @@ func mtlsChannel(t *testing.T, identity *corev1.Secret, ns, sa string) testmesh.
 }
 
 // proxylessCall makes one call through gRPC's own xDS client, whose xDS channel is bootstrap's.
-func proxylessCall(t *testing.T, bootstrap []byte, target string) error {
+func proxylessCall(t *testing.T, bootstrap []byte, target string, wait time.Duration) error {
 	t.Helper()
 	resolver, err := xds.NewXDSResolverWithConfigForTesting(bootstrap)
 	must(t, err)
@@ -109,7 +109,7 @@ func proxylessCall(t *testing.T, bootstrap []byte, target string) error {
 		grpc.WithResolvers(resolver), grpc.WithContextDialer(toLoopback))
 	must(t, err)
 	defer func() { _ = conn.Close() }()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
 	defer cancel()
 	_, err = testgrpc.NewTestServiceClient(conn).EmptyCall(ctx, &testgrpc.Empty{}, grpc.WaitForReady(true))
 	return err
@@ -123,14 +123,14 @@ func TestProxylessClientOverMutualTLS(t *testing.T) {
 
 	ok := testmesh.Bootstrap(xdsAddr, "ignored", mtlsChannel(t, secrets["client"], ns, "client"))
 	start := time.Now()
-	if err := proxylessCall(t, ok, target); err != nil {
+	if err := proxylessCall(t, ok, target, 10*time.Second); err != nil {
 		t.Fatalf("the proxyless client with its own identity: %v", err)
 	}
 	t.Logf("first call answered %s after the client started", time.Since(start).Round(time.Millisecond))
 
 	before := counter(t, "sluice_xds_refused_streams_total", "reason", "node")
 	impostor := testmesh.Bootstrap(xdsAddr, "ignored", mtlsChannel(t, secrets["client"], ns, "admin"))
-	if err := proxylessCall(t, impostor, target); err == nil {
+	if err := proxylessCall(t, impostor, target, 2*time.Second); err == nil {
 		t.Fatal("the client claiming another service account got its configuration")
 	} else {
 		t.Logf("impostor: %v", err)
