@@ -358,3 +358,57 @@ func TestServeMTLSNeedsItsFiles(t *testing.T) {
 		t.Fatal("unexpected cancel")
 	}
 }
+
+// A renewed certificate reaches the node as a new default; a removed identity is removed as
+// default over delta, and unsubscribing default works.
+func TestDefaultFollowsTheIdentity(t *testing.T) {
+	ts := startServer(t, Options{})
+	ts.publishSecrets(t)
+	c := newDeltaClient(t, ts.dial(t), workloadNode(envoy.FlavourEnvoy, "shop", "web"))
+	c.subscribe(resource.SecretType, envoy.DefaultSecretName)
+	c.ack(c.next(resource.SecretType))
+
+	snap := secretsMesh(t)
+	snap.Secrets[webID].GetTlsCertificate().CertificateChain = &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: "renewed"}}
+	if err := ts.Publish(snap, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r := c.next(resource.SecretType)
+	if names := deltaNames(r); len(names) != 1 || names[0] != envoy.DefaultSecretName {
+		t.Fatalf("got %v, want default", names)
+	}
+	sec := &tlsv3.Secret{}
+	if err := r.GetResources()[0].GetResource().UnmarshalTo(sec); err != nil {
+		t.Fatal(err)
+	}
+	if got := sec.GetTlsCertificate().GetCertificateChain().GetInlineString(); got != "renewed" {
+		t.Errorf("default holds %q, want the renewed certificate", got)
+	}
+	c.ack(r)
+
+	snap = secretsMesh(t)
+	delete(snap.Secrets, webID)
+	if err := ts.Publish(snap, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r = c.next(resource.SecretType)
+	if got := r.GetRemovedResources(); len(got) != 1 || got[0] != envoy.DefaultSecretName {
+		t.Fatalf("removed %v, want default", got)
+	}
+	c.ack(r)
+	// Unsubscribe default and subscribe the bundle: the bundle's answer says the request was taken.
+	bundle := envoy.TrustBundleSecretName("cluster.local")
+	c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.SecretType,
+		ResourceNamesSubscribe: []string{bundle}, ResourceNamesUnsubscribe: []string{envoy.DefaultSecretName}})
+	if got := deltaNames(c.next(resource.SecretType)); len(got) != 1 || got[0] != bundle {
+		t.Fatalf("got %v, want the bundle", got)
+	}
+	if err := ts.Publish(secretsMesh(t), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-c.responses:
+		t.Fatalf("unsubscribed from default, got %v", deltaNames(r))
+	case <-time.After(200 * time.Millisecond):
+	}
+}
