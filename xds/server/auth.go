@@ -20,10 +20,10 @@ import (
 
 // Who a stream is, and what it may ask for. On the mutual TLS port the client certificate says
 // who the node is (certificateIdentity), and the node must claim that same namespace and service
-// account; on the plain-text port the node's claim is taken as it is. Either way a node may fetch
-// over SDS only its own identity's certificate (by SPIFFE ID, or as envoy.DefaultSecretName) and
-// trust bundles. A refused stream ends with PermissionDenied and counts in
-// sluice_xds_refused_streams_total{reason}.
+// account; it may fetch over SDS only its own identity's certificate (by SPIFFE ID, or as
+// envoy.DefaultSecretName) and trust bundles. On the plain-text port, where anyone can claim
+// anything, a node may fetch trust bundles only. A refused stream ends with PermissionDenied and
+// counts in sluice_xds_refused_streams_total{reason}.
 
 // Reasons of sluice_xds_refused_streams_total.
 const (
@@ -57,12 +57,9 @@ func (s *Server) refusals(ctx context.Context) func(*refusal) {
 // streamAuth is what the server knows of a stream's identity. It lives on the goroutine that
 // reads the stream (the session's Recv side).
 type streamAuth struct {
-	// cert is the identity of the verified client certificate; nil on the plain-text port.
+	// cert is the identity of the verified client certificate; nil on the plain-text port, where
+	// nodes are not authenticated and get no private key.
 	cert *workloadID
-	// workload is the node's namespace and service account, known from its first request: the
-	// certificate's, or on the plain-text port what the node claims (nil when it claims none).
-	workload *nsSA
-	nodeSeen bool
 }
 
 // authFromPeer reads the client certificate of a new stream. A stream without a verified
@@ -77,31 +74,17 @@ func authFromPeer(ctx context.Context) (streamAuth, *refusal) {
 	if err != nil {
 		return streamAuth{}, refuse(refusedCertificate, "%v", err)
 	}
-	return streamAuth{cert: &id, workload: &nsSA{id.namespace, id.serviceAccount}}, nil
+	return streamAuth{cert: &id}, nil
 }
 
-// admitNode checks the node of a request (nil when the request carries none).
+// admitNode checks the node of a request (nil when the request carries none): on the mutual TLS
+// port it must claim its certificate's namespace and service account.
 func (a *streamAuth) admitNode(n *core.Node) *refusal {
-	if n == nil {
+	if n == nil || a.cert == nil {
 		return nil
 	}
-	claim := claimOf(n)
-	if a.cert != nil {
-		if why := claim.mismatch(*a.cert); why != "" {
-			return refuse(refusedNode, "node %q may not use this xDS stream: %s", n.GetId(), why)
-		}
-		a.nodeSeen = true
-		return nil
-	}
-	w, ok := claim.identity()
-	switch {
-	case !a.nodeSeen:
-		a.nodeSeen = true
-		if ok {
-			a.workload = &w
-		}
-	case (a.workload == nil) == ok || (ok && *a.workload != w):
-		return refuse(refusedNode, "node %q changed its namespace or service account within the stream", n.GetId())
+	if why := claimOf(n).mismatch(*a.cert); why != "" {
+		return refuse(refusedNode, "node %q may not use this xDS stream: %s", n.GetId(), why)
 	}
 	return nil
 }
@@ -116,10 +99,9 @@ func (a *streamAuth) secretNames(names []string, wildcard bool) ([]string, *refu
 	}
 	var out []string
 	for i, name := range names {
-		mapped, ok := a.secretName(name)
-		if !ok {
-			return nil, refuse(refusedSecret, "SDS secret %q is not this node's: it may fetch %q, %s and %s<trustDomain>",
-				name, envoy.DefaultSecretName, a.ownIDs(), envoy.TrustBundlePrefix)
+		mapped, r := a.secretName(name)
+		if r != nil {
+			return nil, r
 		}
 		if mapped != name && out == nil {
 			out = append(make([]string, 0, len(names)), names[:i]...)
@@ -138,44 +120,35 @@ func (a *streamAuth) secretNames(names []string, wildcard bool) ([]string, *refu
 // secret needs no permission.
 func (a *streamAuth) unsubscribedSecrets(names []string) []string {
 	for i, name := range names {
-		if name == envoy.DefaultSecretName && a.workload != nil {
+		if name == envoy.DefaultSecretName && a.cert != nil {
 			out := append([]string(nil), names...)
-			out[i] = defaultAliasName(*a.workload)
+			out[i] = defaultAliasName(nsSA{a.cert.namespace, a.cert.serviceAccount})
 			return out
 		}
 	}
 	return names
 }
 
-func (a *streamAuth) secretName(name string) (string, bool) {
+func (a *streamAuth) secretName(name string) (string, *refusal) {
+	if envoy.IsTrustBundleSecretName(name) {
+		return name, nil
+	}
+	id, isID := parseWorkloadID(name)
+	own := name == envoy.DefaultSecretName || (isID && id.String() == name)
 	switch {
+	case own && a.cert == nil:
+		return "", refuse(refusedSecret, "SDS secret %q: the plain-text xDS port serves no private key, since it cannot tell who a node is; "+
+			"connect to the mutual TLS port (--xds-bind-address) with the workload's certificate", name)
 	case name == envoy.DefaultSecretName:
-		if a.workload == nil {
-			return name, true // a node without identity: nothing is published under this name
-		}
-		return defaultAliasName(*a.workload), true
-	case envoy.IsTrustBundleSecretName(name):
-		return name, true
+		return defaultAliasName(nsSA{a.cert.namespace, a.cert.serviceAccount}), nil
+	case own && id == *a.cert:
+		return name, nil
 	}
-	id, ok := parseWorkloadID(name)
-	if !ok || id.String() != name {
-		return "", false
-	}
+	allowed := "trust bundles only"
 	if a.cert != nil {
-		return name, id == *a.cert
+		allowed = fmt.Sprintf("%q, %q and %s<trustDomain>", envoy.DefaultSecretName, a.cert.String(), envoy.TrustBundlePrefix)
 	}
-	return name, a.workload != nil && *a.workload == nsSA{id.namespace, id.serviceAccount}
-}
-
-// ownIDs describes the SPIFFE IDs the node may fetch, for refusals.
-func (a *streamAuth) ownIDs() string {
-	switch {
-	case a.cert != nil:
-		return fmt.Sprintf("%q", a.cert.String())
-	case a.workload != nil:
-		return fmt.Sprintf("spiffe://<trustDomain>/ns/%s/sa/%s", a.workload.namespace, a.workload.serviceAccount)
-	}
-	return "no SPIFFE ID (the node's metadata names no namespace and service account)"
+	return "", refuse(refusedSecret, "SDS secret %q is not this node's: it may fetch %s", name, allowed)
 }
 
 // defaultAliasPrefix starts the cache name of the copy of an identity's certificate that a node of

@@ -290,28 +290,20 @@ func TestSDSOnlyForTheNodesIdentity(t *testing.T) {
 	}
 }
 
-// On the plain-text port a node is who it claims to be: default is the claimed identity's
-// certificate, and another identity's secret is refused all the same.
-func TestPlaintextSDSFollowsTheNodesClaim(t *testing.T) {
+// On the plain-text port nodes are not authenticated: they get trust bundles, and no private key,
+// whatever they claim.
+func TestPlaintextServesNoPrivateKeys(t *testing.T) {
 	ts := startServer(t, Options{})
 	ts.publishSecrets(t)
-	c := newSotwClient(t, ts.dial(t), workloadNode(envoy.FlavourEnvoy, "shop", "api"))
-	r := c.fetch(resource.SecretType, envoy.DefaultSecretName, apiID)
-	def, ok := decode(t, r.GetResources())[envoy.DefaultSecretName].(*tlsv3.Secret)
-	if !ok || def.GetTlsCertificate().GetCertificateChain().GetInlineString() != "chain of "+apiID {
-		t.Fatalf("default is %v, want api's certificate", def)
-	}
-	c.subscribe(resource.SecretType, webID)
-	ended(t, c.ended, codes.PermissionDenied, `SDS secret "`+webID+`" is not this node's`)
-
-	// A node that claims no identity gets trust bundles only.
-	anon := newSotwClient(t, ts.dial(t), testNode("anonymous", envoy.FlavourEnvoy))
 	bundle := envoy.TrustBundleSecretName("cluster.local")
-	if got := responseNames(t, anon.fetch(resource.SecretType, bundle)); len(got) != 1 || got[0] != bundle {
-		t.Errorf("got %v, want the trust bundle", got)
+	for _, name := range []string{envoy.DefaultSecretName, apiID} {
+		c := newSotwClient(t, ts.dial(t), workloadNode(envoy.FlavourEnvoy, "shop", "api"))
+		if got := responseNames(t, c.fetch(resource.SecretType, bundle)); len(got) != 1 || got[0] != bundle {
+			t.Fatalf("got %v, want the trust bundle", got)
+		}
+		c.subscribe(resource.SecretType, bundle, name)
+		ended(t, c.ended, codes.PermissionDenied, "the plain-text xDS port serves no private key")
 	}
-	anon.subscribe(resource.SecretType, apiID)
-	ended(t, anon.ended, codes.PermissionDenied, "is not this node's")
 }
 
 // A renewed server certificate is served to the next connection, without a restart.
@@ -362,9 +354,11 @@ func TestServeMTLSNeedsItsFiles(t *testing.T) {
 // A renewed certificate reaches the node as a new default; a removed identity is removed as
 // default over delta, and unsubscribing default works.
 func TestDefaultFollowsTheIdentity(t *testing.T) {
-	ts := startServer(t, Options{})
+	p := newPKI(t)
+	ts := startMTLSServer(t, p)
 	ts.publishSecrets(t)
-	c := newDeltaClient(t, ts.dial(t), workloadNode(envoy.FlavourEnvoy, "shop", "web"))
+	web := p.ca.Issue(t, []string{webID}, nil)
+	c := newDeltaClient(t, p.dialTLS(t, ts.addr, &web), workloadNode(envoy.FlavourEnvoy, "shop", "web"))
 	c.subscribe(resource.SecretType, envoy.DefaultSecretName)
 	c.ack(c.next(resource.SecretType))
 

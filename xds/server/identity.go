@@ -98,11 +98,6 @@ func claimOf(n *core.Node) nodeClaim {
 	return c
 }
 
-// identity is the workload the claim names, if it names both a namespace and a service account.
-func (c nodeClaim) identity() (nsSA, bool) {
-	return nsSA{c.namespace, c.serviceAccount}, c.namespace != "" && c.serviceAccount != ""
-}
-
 // mismatch says how the claim differs from the certificate's identity; "" when it matches.
 func (c nodeClaim) mismatch(id workloadID) string {
 	switch {
