@@ -79,7 +79,7 @@ func olmDeployment(d *unstructured.Unstructured, image, webhookSecret string) (*
 		c["args"] = args
 	}
 	if !found {
-		return nil, fmt.Errorf("Deployment %s has no container named %s", d.GetName(), managerContainer)
+		return nil, fmt.Errorf("the Deployment %s has no container named %s", d.GetName(), managerContainer)
 	}
 	if err := unstructured.SetNestedMap(d.Object, podSpec, "spec", "template", "spec"); err != nil {
 		return nil, err
@@ -98,7 +98,7 @@ func asSlice(v any) []any {
 func (in *install) strategy(deploy *unstructured.Unstructured) (map[string]any, map[string]bool, error) {
 	sa, _, _ := unstructured.NestedString(deploy.Object, "spec", "template", "spec", "serviceAccountName")
 	if sa == "" {
-		return nil, nil, fmt.Errorf("Deployment %s names no serviceAccountName", deploy.GetName())
+		return nil, nil, fmt.Errorf("the Deployment %s names no serviceAccountName", deploy.GetName())
 	}
 	bound := map[string]bool{}
 	var rules, clusterRules []any
@@ -213,7 +213,7 @@ func (in *install) webhookTargetPort(deploy *unstructured.Unstructured, service 
 	}
 	ports, _, _ := unstructured.NestedSlice(in.services[i].Object, "spec", "ports")
 	if len(ports) != 1 {
-		return 0, fmt.Errorf("Service %s: want one port, has %d", service, len(ports))
+		return 0, fmt.Errorf("the webhook Service %s: want one port, has %d", service, len(ports))
 	}
 	target := ports[0].(map[string]any)["targetPort"]
 	if n, ok := target.(int64); ok {
@@ -228,5 +228,5 @@ func (in *install) webhookTargetPort(deploy *unstructured.Unstructured, service 
 			}
 		}
 	}
-	return 0, fmt.Errorf("Service %s's targetPort %v is no container port of %s", service, target, deploy.GetName())
+	return 0, fmt.Errorf("the webhook Service %s's targetPort %v is no container port of %s", service, target, deploy.GetName())
 }

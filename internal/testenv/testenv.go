@@ -42,6 +42,9 @@ type Options struct {
 	// ServiceClusterIPRange replaces envtest's default Service range, which holds only 253
 	// Services (10.0.0.0/24).
 	ServiceClusterIPRange string
+	// AdmissionPlugins are enabled on top of the API server's defaults, e.g.
+	// OwnerReferencesPermissionEnforcement, which some clusters (OpenShift) run.
+	AdmissionPlugins []string
 }
 
 // Start starts etcd and kube-apiserver with Sluice's CRDs installed. Call Stop when done.
@@ -60,6 +63,9 @@ func StartWith(opts Options) (*Env, error) {
 	}
 	if opts.ServiceClusterIPRange != "" {
 		env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", opts.ServiceClusterIPRange)
+	}
+	if len(opts.AdmissionPlugins) > 0 {
+		env.ControlPlane.GetAPIServer().Configure().Set("enable-admission-plugins", strings.Join(opts.AdmissionPlugins, ","))
 	}
 	cfg, err := env.Start()
 	if err != nil {
