@@ -54,12 +54,14 @@ fmt: ## Format the code.
 	go fmt ./...
 
 .PHONY: vet
-vet: ## Run go vet.
+vet: ## Run go vet (the bundle generator's module too).
 	go vet ./...
+	cd hack/bundle && go vet ./...
 
 .PHONY: lint
-lint: ## Run golangci-lint.
+lint: ## Run golangci-lint (the bundle generator's module too).
 	$(GOLANGCI_LINT) run ./...
+	cd hack/bundle && go tool -modfile=../tools/go.mod golangci-lint run ./...
 
 .PHONY: envtest
 envtest: ## Build (once) the Kubernetes binaries for tests and print their directory.
