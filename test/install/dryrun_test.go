@@ -44,22 +44,29 @@ func TestManagerPodIsRestricted(t *testing.T) {
 	needAPIServer(t)
 	ensureNamespace(t)
 	deploy := typed[appsv1.Deployment](t, find(t, "Deployment", installNamespace, managerDeployment))
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: installNamespace, Name: "manager-restricted", Labels: deploy.Spec.Template.Labels},
-		Spec:       deploy.Spec.Template.Spec,
-	}
-	ctx := context.Background()
-	if err := env.Client.Create(ctx, pod.DeepCopy(), client.DryRunAll); err != nil {
+	if err := admitPod(deploy.Spec.Template); err != nil {
 		t.Errorf("the manager's pod is refused in %s: %v", installNamespace, err)
 	}
-
-	loose := pod.DeepCopy()
+	loose := *deploy.Spec.Template.DeepCopy()
 	loose.Spec.SecurityContext = nil
 	loose.Spec.Containers[0].SecurityContext = nil
-	err := env.Client.Create(ctx, loose, client.DryRunAll)
-	if !apierrors.IsForbidden(err) {
+	if err := admitPod(loose); !apierrors.IsForbidden(err) {
 		t.Errorf("a pod without a security context in %s: want Forbidden by PodSecurity, got %v", installNamespace, err)
 	}
+}
+
+// podFrom is a pod of a template in the install's namespace.
+func podFrom(template corev1.PodTemplateSpec) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: installNamespace, Name: "manager-restricted", Labels: template.Labels},
+		Spec:       template.Spec,
+	}
+}
+
+// admitPod creates (dry run) a pod of the template in the install's namespace, which enforces the
+// restricted Pod Security Standard.
+func admitPod(template corev1.PodTemplateSpec) error {
+	return env.Client.Create(context.Background(), podFrom(template), client.DryRunAll)
 }
 
 // warningLog keeps the API server's warnings.
