@@ -45,10 +45,11 @@ func managerRules(t *testing.T) []boundRule {
 			}) {
 				continue
 			}
-			role := find(t, b.RoleRef.Kind, obj.GetNamespace(), b.RoleRef.Name)
+			namespace := obj.GetNamespace() // a Role is the binding's namespace's; a ClusterRole has none
 			if b.RoleRef.Kind == "ClusterRole" {
-				role = find(t, "ClusterRole", "", b.RoleRef.Name)
+				namespace = ""
 			}
+			role := find(t, b.RoleRef.Kind, namespace, b.RoleRef.Name)
 			for _, r := range typed[rbacv1.ClusterRole](t, role).Rules {
 				rules = append(rules, boundRule{role: b.RoleRef.Kind + "/" + b.RoleRef.Name, rule: r})
 			}
