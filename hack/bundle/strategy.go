@@ -42,7 +42,7 @@ func olmDeployment(d *unstructured.Unstructured, image, webhookSecret string) (*
 	podSpec, _, _ := unstructured.NestedMap(d.Object, "spec", "template", "spec")
 	var dropped []string
 	var volumes []any
-	for _, v := range podSpec["volumes"].([]any) {
+	for _, v := range asSlice(podSpec["volumes"]) {
 		secret, _, _ := unstructured.NestedString(v.(map[string]any), "secret", "secretName")
 		if webhookSecret != "" && secret == webhookSecret {
 			dropped = append(dropped, v.(map[string]any)["name"].(string))
@@ -50,9 +50,9 @@ func olmDeployment(d *unstructured.Unstructured, image, webhookSecret string) (*
 		}
 		volumes = append(volumes, v)
 	}
-	podSpec["volumes"] = volumes
+	setOrDelete(podSpec, "volumes", volumes)
 	found := false
-	for _, c := range podSpec["containers"].([]any) {
+	for _, c := range asSlice(podSpec["containers"]) {
 		c := c.(map[string]any)
 		var mounts []any
 		for _, m := range asSlice(c["volumeMounts"]) {
@@ -60,11 +60,7 @@ func olmDeployment(d *unstructured.Unstructured, image, webhookSecret string) (*
 				mounts = append(mounts, m)
 			}
 		}
-		if mounts == nil {
-			delete(c, "volumeMounts")
-		} else {
-			c["volumeMounts"] = mounts
-		}
+		setOrDelete(c, "volumeMounts", mounts)
 		if c["name"] != managerContainer {
 			continue
 		}
@@ -76,7 +72,7 @@ func olmDeployment(d *unstructured.Unstructured, image, webhookSecret string) (*
 				args = append(args, a)
 			}
 		}
-		c["args"] = args
+		setOrDelete(c, "args", args)
 	}
 	if !found {
 		return nil, fmt.Errorf("the Deployment %s has no container named %s", d.GetName(), managerContainer)
@@ -85,6 +81,15 @@ func olmDeployment(d *unstructured.Unstructured, image, webhookSecret string) (*
 		return nil, err
 	}
 	return d, nil
+}
+
+// setOrDelete sets m[key] to a non-empty list, or removes the key (no `key: null` in the YAML).
+func setOrDelete(m map[string]any, key string, list []any) {
+	if len(list) == 0 {
+		delete(m, key)
+		return
+	}
+	m[key] = list
 }
 
 func asSlice(v any) []any {
