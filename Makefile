@@ -16,6 +16,14 @@ GENERATED := api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/
 # Extra flags for go test, e.g. `make test GOTEST_FLAGS='-run TestSamples -v'`.
 GOTEST_FLAGS ?=
 
+# The release `make bundle` and `make docker-build` describe, e.g. `make bundle VERSION=0.2.0`.
+VERSION ?= 0.1.0
+IMAGE_REPO ?= ghcr.io/sluice-mesh/sluice
+IMG ?= $(IMAGE_REPO):v$(VERSION)
+BUNDLE_IMG ?= $(IMAGE_REPO)-bundle:v$(VERSION)
+# docker or podman; no container engine is needed for anything but the image targets.
+CONTAINER_TOOL ?= docker
+
 .PHONY: help
 help: ## Show the targets.
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z0-9_-]+:.*##/ {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,12 +55,14 @@ fmt: ## Format the code.
 	go fmt ./...
 
 .PHONY: vet
-vet: ## Run go vet.
+vet: ## Run go vet (the bundle generator's module too).
 	go vet ./...
+	cd hack/bundle && go vet ./...
 
 .PHONY: lint
-lint: ## Run golangci-lint.
+lint: ## Run golangci-lint (the bundle generator's module too).
 	$(GOLANGCI_LINT) run ./...
+	cd hack/bundle && go tool -modfile=../tools/go.mod golangci-lint run ./...
 
 .PHONY: envtest
 envtest: ## Build (once) the Kubernetes binaries for tests and print their directory.
@@ -73,12 +83,31 @@ cert-manager: ## Build (once) cert-manager's controllers for tests and print the
 ##@ Test
 
 .PHONY: test
-test: lint vet verify-generated ## Run every check and test (what CI runs).
+test: lint vet verify-generated bundle-validate ## Run every check and test (what CI runs).
+	cd hack/bundle && go test ./... $(GOTEST_FLAGS)
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" PROMETHEUS_BINARY="$$(hack/prometheus.sh)" KWOK_BINARY="$$(hack/kwok.sh)" CERT_MANAGER_DIR="$$(hack/cert-manager.sh)" go test ./... $(GOTEST_FLAGS)
 
 .PHONY: test-unit
 test-unit: ## Run the tests that need no API server.
 	go test -short ./... $(GOTEST_FLAGS)
+
+##@ Release
+
+.PHONY: bundle
+bundle: ## Write the OLM bundle for VERSION (bundle/, bundle.Dockerfile) from config/ (docs/install.md).
+	cd hack/bundle && go run . generate -root ../.. -version $(VERSION) -image $(IMG)
+
+.PHONY: bundle-validate
+bundle-validate: ## Check bundle/ with the operator-framework validators, the OperatorHub suite included.
+	cd hack/bundle && go run . validate -dir ../../bundle
+
+.PHONY: docker-build
+docker-build: ## Build the manager's image IMG (needs Docker or Podman; see docs/install.md).
+	$(CONTAINER_TOOL) build -t $(IMG) .
+
+.PHONY: bundle-build
+bundle-build: ## Build the bundle image BUNDLE_IMG from bundle/ (needs Docker or Podman).
+	$(CONTAINER_TOOL) build -f bundle.Dockerfile -t $(BUNDLE_IMG) .
 
 ##@ Benchmarks
 

@@ -56,6 +56,9 @@ type RolloutReconciler struct {
 // +kubebuilder:rbac:groups=mesh.sluice.dev,resources=rollouts,verbs=get;list;watch
 // +kubebuilder:rbac:groups=mesh.sluice.dev,resources=rollouts/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
+// The primary Deployment is owned by its Rollout with blockOwnerDeletion; clusters that enforce
+// owner references (OwnerReferencesPermissionEnforcement, e.g. OpenShift) require this to set it.
+// +kubebuilder:rbac:groups=mesh.sluice.dev,resources=rollouts/finalizers,verbs=update
 // +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 

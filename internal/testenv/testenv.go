@@ -50,6 +50,9 @@ type Options struct {
 	// config/webhook/manifests.yaml) to install, pointing at a webhook server on 127.0.0.1 with a
 	// certificate the API server trusts: see Env.Webhooks and Env.ServeWebhooks.
 	WebhookConfigs []string
+	// AdmissionPlugins are enabled on top of the API server's defaults, e.g.
+	// OwnerReferencesPermissionEnforcement, which some clusters (OpenShift) run.
+	AdmissionPlugins []string
 }
 
 // Start starts etcd and kube-apiserver with Sluice's CRDs installed. Call Stop when done.
@@ -71,6 +74,9 @@ func StartWith(opts Options) (*Env, error) {
 	}
 	if opts.ServiceClusterIPRange != "" {
 		env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", opts.ServiceClusterIPRange)
+	}
+	if len(opts.AdmissionPlugins) > 0 {
+		env.ControlPlane.GetAPIServer().Configure().Set("enable-admission-plugins", strings.Join(opts.AdmissionPlugins, ","))
 	}
 	cfg, err := env.Start()
 	if err != nil {

@@ -53,10 +53,6 @@ const (
 	IdentityDir = "/var/run/sluice/identity"
 	// TrustDir holds the trust-bundle ConfigMap's ca.crt (proxyless mode).
 	TrustDir = "/var/run/sluice/trust-bundle"
-	// TrustBundleConfigMap is the namespace's trust bundle: every CA the mesh's identities are
-	// signed by, under TrustBundleKey.
-	TrustBundleConfigMap = "sluice-trust-bundle"
-	TrustBundleKey       = "ca.crt"
 )
 
 // Wanted says whether and how pod should be injected: an opt-out annotation wins, then an opt-in

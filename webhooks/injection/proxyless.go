@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/sluice-mesh/sluice/controllers/zerotrust"
 	"github.com/sluice-mesh/sluice/xds/envoy"
 )
 
@@ -47,8 +48,8 @@ func injectProxyless(pod *corev1.Pod, w workload, cfg Config) error {
 	pod.Spec.Volumes = append(pod.Spec.Volumes, identityVolume(w), corev1.Volume{
 		Name: TrustVolume,
 		VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-			LocalObjectReference: corev1.LocalObjectReference{Name: TrustBundleConfigMap},
-			Items:                []corev1.KeyToPath{{Key: TrustBundleKey, Path: TrustBundleKey}},
+			LocalObjectReference: corev1.LocalObjectReference{Name: zerotrust.TrustBundleName},
+			Items:                []corev1.KeyToPath{{Key: zerotrust.TrustBundleKey, Path: zerotrust.TrustBundleKey}},
 		}},
 	})
 	return nil
@@ -65,7 +66,7 @@ func grpcBootstrap(w workload, cfg Config) ([]byte, error) {
 	files := map[string]any{
 		"certificate_file":    path.Join(IdentityDir, corev1.TLSCertKey),
 		"private_key_file":    path.Join(IdentityDir, corev1.TLSPrivateKeyKey),
-		"ca_certificate_file": path.Join(TrustDir, TrustBundleKey),
+		"ca_certificate_file": path.Join(TrustDir, zerotrust.TrustBundleKey),
 		"refresh_interval":    fileRefresh,
 	}
 	md := map[string]any{
