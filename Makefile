@@ -126,7 +126,7 @@ build: ## Build the manager binary into bin/.
 
 .PHONY: run
 run: ## Run the manager against the cluster of the current kubeconfig.
-	go run ./cmd/manager --leader-elect=false --webhook-port=0
+	go run ./cmd/manager --leader-elect=false --webhook-port=0 --xds-bind-address=0 --xds-plaintext-bind-address=127.0.0.1:15010
 
 .PHONY: install
 install: manifests ## Install the CRDs into the cluster of the current kubeconfig.

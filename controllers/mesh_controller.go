@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
+	"github.com/sluice-mesh/sluice/controllers/zerotrust"
 	"github.com/sluice-mesh/sluice/xds/envoy"
 	"github.com/sluice-mesh/sluice/xds/ir"
 	"github.com/sluice-mesh/sluice/xds/resources"
@@ -66,6 +67,9 @@ type MeshReconciler struct {
 var meshRequest = reconcile.Request{NamespacedName: client.ObjectKey{Name: "mesh"}}
 
 // +kubebuilder:rbac:groups="",resources=services;pods,verbs=get;list;watch
+// The manager's cache lists and watches only the Secrets labelled mesh.sluice.dev/identity (RBAC
+// cannot say so): the workload certificates served over SDS.
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 // +kubebuilder:rbac:groups=mesh.sluice.dev,resources=rollouts;trafficpolicies;zerotrusts,verbs=get;list;watch
 
@@ -146,6 +150,14 @@ func (r *MeshReconciler) gather(ctx context.Context) (*resources.Resources, erro
 			return nil, fmt.Errorf("listing %T: %w", list, err)
 		}
 	}
+	// Only identity Secrets: the manager's cache holds no other (and only their TLS keys).
+	var secrets corev1.SecretList
+	if err := r.Reader.List(ctx, &secrets, client.MatchingLabels{zerotrust.LabelIdentity: "true"}); err != nil {
+		return nil, fmt.Errorf("listing identity Secrets: %w", err)
+	}
+	for i := range secrets.Items {
+		res.Secrets = append(res.Secrets, &secrets.Items[i])
+	}
 	for i := range services.Items {
 		res.Services = append(res.Services, &services.Items[i])
 	}
@@ -208,10 +220,17 @@ func (r *MeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&meshv1alpha1.TrafficPolicy{}, trigger, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&meshv1alpha1.Rollout{}, trigger).
 		Watches(&meshv1alpha1.ZeroTrust{}, trigger, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Identity Secrets only (the cache selects them by label): a renewal is pushed over SDS.
+		Watches(&corev1.Secret{}, trigger, builder.WithPredicates(identitySecret)).
 		Complete(r)
 }
 
 func ptrFalse() *bool { f := false; return &f }
+
+// identitySecret passes the events of workload identity Secrets.
+var identitySecret = predicate.NewPredicateFuncs(func(o client.Object) bool {
+	return o.GetLabels()[zerotrust.LabelIdentity] == "true"
+})
 
 // allSources lists every object the translation used or reported on.
 func allSources(tree *ir.IR, problems translate.Problems) []ir.ObjectRef {

@@ -235,7 +235,7 @@ func certificateState(crt *unstructured.Unstructured) zerotrust.CertificateState
 // nothing.
 func (r *ZeroTrustReconciler) issuerExists(ctx context.Context, zt *meshv1alpha1.ZeroTrust, seen map[string]*bool) (*bool, error) {
 	id := zt.Spec.Identity
-	if !r.certManager || id == nil || zt.Spec.MTLS.Mode == meshv1alpha1.MTLSDisable || (id.IssuerRef.Group != "" && id.IssuerRef.Group != "cert-manager.io") {
+	if !r.certManager || id == nil || (id.IssuerRef.Group != "" && id.IssuerRef.Group != "cert-manager.io") {
 		return nil, nil
 	}
 	obj := &metav1.PartialObjectMetadata{}

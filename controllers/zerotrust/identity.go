@@ -48,7 +48,7 @@ const (
 var CertificateGVK = schema.GroupVersionKind{Group: certManagerGroup, Version: "v1", Kind: "Certificate"}
 
 // Identity is one SPIFFE identity in use: a service account of a namespace with at least one pod
-// covered by a ZeroTrust whose mode is not DISABLE and that has spec.identity.
+// covered by a ZeroTrust that has spec.identity (whatever its mode).
 type Identity struct {
 	Namespace      string
 	ServiceAccount string
@@ -93,9 +93,10 @@ func CertificateName(serviceAccount string) string {
 	return name[:253-11] + "-" + hex.EncodeToString(sum[:])[:10]
 }
 
-// issuesIdentities says whether a ZeroTrust asks for certificates.
+// issuesIdentities says whether a ZeroTrust asks for certificates: whenever it has spec.identity,
+// DISABLE included, because proxies authenticate to the xDS server with them (docs/zerotrust.md).
 func issuesIdentities(zt *meshv1alpha1.ZeroTrust) bool {
-	return zt.Spec.MTLS.Mode != meshv1alpha1.MTLSDisable && zt.Spec.Identity != nil
+	return zt.Spec.Identity != nil
 }
 
 // Identities lists the identities the coverage asks for, sorted by namespace and service account.

@@ -17,18 +17,22 @@ func TestIdentities(t *testing.T) {
 	const opNS = "sluice-system"
 	ns := zt("shop", "ns", 0, nil)
 	off := zt("shop", "off", 1, labelsSel("mesh", "off"))
-	off.Spec.MTLS.Mode = meshv1alpha1.MTLSDisable
+	off.Spec.MTLS.Mode, off.Spec.Identity = meshv1alpha1.MTLSDisable, nil
+	// DISABLE with spec.identity still issues: proxies authenticate to the xDS server with it.
+	plain := zt("shop", "plain", 1, labelsSel("mesh", "plain"))
+	plain.Spec.MTLS.Mode = meshv1alpha1.MTLSDisable
 	pinned := zt("shop", "pinned", 2, labelsSel("app", "pinned"))
 	pinned.Spec.Identity = &meshv1alpha1.Identity{IssuerRef: meshv1alpha1.IssuerRef{Name: "local"}, TrustDomain: "pinned.example"}
 	mesh := zt(opNS, "mesh", 0, nil)
 	pods := []Pod{
 		pod("shop", "a1", "a"), pod("shop", "a2", "a"),
-		pod("shop", "b1", "b", "mesh", "off"),                         // DISABLE: no identity for b
+		pod("shop", "b1", "b", "mesh", "off"),                         // no spec.identity: no identity for b
+		pod("shop", "e1", "e", "mesh", "plain"),                       // DISABLE with spec.identity: e has one
 		pod("shop", "c1", "c", "mesh", "off"), pod("shop", "c2", "c"), // one covered pod is enough
 		pod("shop", "d1", "", "app", "pinned"), pod("shop", "d2", ""), // the more specific ZeroTrust decides
 		pod("other", "o1", "o"),
 	}
-	c := Resolve([]*meshv1alpha1.ZeroTrust{ns, off, pinned, mesh}, pods, opNS)
+	c := Resolve([]*meshv1alpha1.ZeroTrust{ns, off, plain, pinned, mesh}, pods, opNS)
 	var got []string
 	for _, id := range Identities(c, pods) {
 		got = append(got, id.Namespace+"/"+id.ServiceAccount+" "+id.ZeroTrust.Name+" "+id.SPIFFEID()+" "+string(rune('0'+id.Pods)))
@@ -38,6 +42,7 @@ func TestIdentities(t *testing.T) {
 		"shop/a ns spiffe://cluster.local/ns/shop/sa/a 2",
 		"shop/c ns spiffe://cluster.local/ns/shop/sa/c 1",
 		"shop/default pinned spiffe://pinned.example/ns/shop/sa/default 2",
+		"shop/e plain spiffe://cluster.local/ns/shop/sa/e 1",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("identities:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -100,7 +100,7 @@ func StatusOf(in StatusInput) Status {
 	}
 
 	if !issues {
-		st.Ready = cond(meshv1alpha1.ConditionReady, st.Accepted.Status == metav1.ConditionTrue, "MTLSDisabled", "mTLS is disabled: no identities are issued.")
+		st.Ready = cond(meshv1alpha1.ConditionReady, st.Accepted.Status == metav1.ConditionTrue, "MTLSDisabled", "No spec.identity: no identities are issued.")
 		if st.Accepted.Status != metav1.ConditionTrue {
 			st.Ready.Reason, st.Ready.Message = st.Accepted.Reason, "The ZeroTrust is not accepted; see Accepted."
 		}

@@ -17,7 +17,7 @@ func TestStatusOf(t *testing.T) {
 	ns.Generation = 3
 	newer := zt("shop", "newer", 5, nil)
 	off := zt("other", "off", 0, nil)
-	off.Spec.MTLS.Mode = meshv1alpha1.MTLSDisable
+	off.Spec.MTLS.Mode, off.Spec.Identity = meshv1alpha1.MTLSDisable, nil
 	pods := []Pod{pod("shop", "a1", "a"), pod("shop", "a2", "a"), pod("shop", "b1", "b"), pod("other", "o", "o")}
 	c := Resolve([]*meshv1alpha1.ZeroTrust{ns, newer, off}, pods, "sluice-system")
 	ids := Identities(c, pods)

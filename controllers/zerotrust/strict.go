@@ -17,12 +17,14 @@ const maxNotReady = 10
 
 // strictReadiness decides StrictReady and status.mtls: whether every covered running pod has a
 // Ready certificate (its service account's) and a connected proxy. A pod that is not running is
-// not counted: it gets both when it starts. nil status when the ZeroTrust issues no identities.
+// not counted: it gets both when it starts. nil status under DISABLE or without identities.
 func strictReadiness(in StatusInput) (metav1.Condition, *meshv1alpha1.MTLSStatus) {
 	zt := in.ZeroTrust
 	cond := metav1.Condition{Type: meshv1alpha1.ConditionStrictReady, Status: metav1.ConditionFalse, ObservedGeneration: zt.Generation}
-	if !issuesIdentities(zt) {
-		cond.Reason, cond.Message = "MTLSDisabled", "mTLS is disabled: no identities are issued."
+	// DISABLE with spec.identity issues identities (for the xDS channel), but has no STRICT to be
+	// ready for.
+	if zt.Spec.MTLS.Mode == meshv1alpha1.MTLSDisable || !issuesIdentities(zt) {
+		cond.Reason, cond.Message = "MTLSDisabled", "mTLS is disabled, or the ZeroTrust has no spec.identity."
 		return cond, nil
 	}
 	st := &meshv1alpha1.MTLSStatus{}

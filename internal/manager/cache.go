@@ -2,12 +2,14 @@ package manager
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/sluice-mesh/sluice/controllers/zerotrust"
+	"github.com/sluice-mesh/sluice/xds/translate"
 )
 
 // cacheOptions keeps pods small in the informer cache and restricts the Secrets and ConfigMaps it
@@ -21,13 +23,14 @@ import (
 // running pods) only. Every reader of pods through the manager's cache sees these slim pods.
 //
 // Secrets: only identity Secrets (label mesh.sluice.dev/identity=true) are ever read, so no other
-// Secret's private key enters the operator's memory. ConfigMaps: only the ones Sluice writes
+// Secret's private key enters the operator's memory; of those, only tls.crt, tls.key and ca.crt
+// are kept (what SDS and the trust bundles serve). ConfigMaps: only the ones Sluice writes
 // (label mesh.sluice.dev/component: trust bundles and proxy reports). A read of another Secret or
 // ConfigMap through the cache finds nothing.
 func cacheOptions() cache.Options {
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&corev1.Pod{}:       {Transform: slimPod},
-		&corev1.Secret{}:    {Label: labels.SelectorFromSet(labels.Set{zerotrust.LabelIdentity: "true"})},
+		&corev1.Secret{}:    {Label: labels.SelectorFromSet(labels.Set{zerotrust.LabelIdentity: "true"}), Transform: slimIdentitySecret},
 		&corev1.ConfigMap{}: {Label: componentSelector()},
 	}}
 }
@@ -55,4 +58,25 @@ func slimPod(obj any) (any, error) {
 		Spec:       corev1.PodSpec{ServiceAccountName: pod.Spec.ServiceAccountName},
 		Status:     corev1.PodStatus{Phase: pod.Status.Phase},
 	}, nil
+}
+
+// slimIdentitySecret keeps an identity Secret's metadata (without managedFields and annotations)
+// and its tls.crt, tls.key and ca.crt.
+func slimIdentitySecret(obj any) (any, error) {
+	s, ok := obj.(*corev1.Secret)
+	if !ok {
+		return obj, nil
+	}
+	meta := metav1.ObjectMeta{
+		Name: s.Name, Namespace: s.Namespace, UID: s.UID, ResourceVersion: s.ResourceVersion,
+		Generation: s.Generation, CreationTimestamp: s.CreationTimestamp, DeletionTimestamp: s.DeletionTimestamp,
+		Labels: s.Labels, OwnerReferences: s.OwnerReferences,
+	}
+	data := map[string][]byte{}
+	for _, k := range []string{translate.SecretKeyCertificate, translate.SecretKeyPrivateKey, translate.SecretKeyCA} {
+		if v, ok := s.Data[k]; ok {
+			data[k] = v
+		}
+	}
+	return &corev1.Secret{TypeMeta: s.TypeMeta, ObjectMeta: meta, Type: s.Type, Data: data}, nil
 }

@@ -29,6 +29,9 @@ func NewScheme() *runtime.Scheme {
 // New builds a manager with metrics, health probes, leader election, a webhook server, and the
 // mesh: the xDS server and the controllers that feed it.
 func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
+	if err := o.xdsListeners(); err != nil {
+		return nil, err
+	}
 	nacks := &nackForwarder{}
 	xdsServer, err := newXDSServer(nacks, o.Registerer)
 	if err != nil {

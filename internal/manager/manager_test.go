@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-mesh/sluice/internal/manager"
@@ -43,7 +45,7 @@ func TestManagerServesProbesAndGuardsMetrics(t *testing.T) {
 		LeaderElectionNamespace: "default",
 		WebhookPort:             0,
 		GracefulShutdown:        10 * time.Second,
-		XDSAddr:                 freeAddr(t),
+		XDSPlaintextAddr:        freeAddr(t),
 	}
 	mgr, err := manager.New(env.Config, opts)
 	if err != nil {
@@ -171,4 +173,13 @@ func serviceAccountToken(t *testing.T, env *testenv.Env, name, roleFile string) 
 		t.Fatal(err)
 	}
 	return tr.Status.Token
+}
+
+// xDS is served over mutual TLS, or in plain text only when asked: with neither, the manager does
+// not start, and says which flags to set.
+func TestManagerRefusesXDSWithoutTLSOrPlaintext(t *testing.T) {
+	_, err := manager.New(&rest.Config{Host: "https://127.0.0.1:1"}, manager.Options{XDSAddr: ":15010"})
+	if err == nil || !strings.Contains(err.Error(), "--xds-tls-dir") || !strings.Contains(err.Error(), "--xds-plaintext-bind-address") {
+		t.Fatalf("got %v; want an error naming --xds-tls-dir and --xds-plaintext-bind-address", err)
+	}
 }

@@ -97,7 +97,8 @@ func addMesh(mgr ctrl.Manager, xdsServer *server.Server, nacks *nackForwarder, o
 	if err := bundles.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the trust bundle controller: %w", err)
 	}
-	if o.XDSAddr == "" || o.XDSAddr == "0" {
+	serveTLS := o.XDSAddr != "" && o.XDSAddr != "0" && o.XDSTLSDir != ""
+	if !serveTLS && o.XDSPlaintextAddr == "" {
 		return nil
 	}
 	replica := o.ReplicaName
@@ -113,12 +114,27 @@ func addMesh(mgr ctrl.Manager, xdsServer *server.Server, nacks *nackForwarder, o
 	if err != nil {
 		return fmt.Errorf("adding the proxy reporter: %w", err)
 	}
-	return mgr.Add(everyReplica(func(ctx context.Context) error {
-		lis, err := net.Listen("tcp", o.XDSAddr)
-		if err != nil {
-			return fmt.Errorf("listening for xDS on %s: %w", o.XDSAddr, err)
+	if serveTLS {
+		if err := serveXDS(mgr, o.XDSAddr, func(ctx context.Context, lis net.Listener) error {
+			return xdsServer.ServeMTLS(ctx, lis, o.XDSTLSDir)
+		}); err != nil {
+			return err
 		}
-		return xdsServer.Serve(ctx, lis)
+	}
+	if o.XDSPlaintextAddr != "" {
+		return serveXDS(mgr, o.XDSPlaintextAddr, xdsServer.Serve)
+	}
+	return nil
+}
+
+// serveXDS serves xDS on addr on every replica.
+func serveXDS(mgr ctrl.Manager, addr string, serve func(context.Context, net.Listener) error) error {
+	return mgr.Add(everyReplica(func(ctx context.Context) error {
+		lis, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listening for xDS on %s: %w", addr, err)
+		}
+		return serve(ctx, lis)
 	}))
 }
 

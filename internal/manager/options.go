@@ -3,6 +3,7 @@ package manager
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"strings"
 	"time"
@@ -37,8 +38,15 @@ type Options struct {
 	// GracefulShutdown bounds how long running work may take to finish after a stop signal.
 	GracefulShutdown time.Duration
 
-	// XDSAddr is where every replica serves xDS (ADS, state of the world and delta).
+	// XDSAddr is where every replica serves xDS (ADS, state of the world and delta) over mutual
+	// TLS, from XDSTLSDir; "" or "0" serves none.
 	XDSAddr string
+	// XDSTLSDir holds the xDS server's tls.crt and tls.key and the ca.crt that client certificates
+	// must chain to; the files are read again when they change.
+	XDSTLSDir string
+	// XDSPlaintextAddr, when set, also serves xDS in plain text (for local development and tests):
+	// nodes are then who they claim to be.
+	XDSPlaintextAddr string
 	// AccessLog turns on Envoy's JSON access log on every sidecar.
 	AccessLog bool
 	// TracingCollector is host:port of an OpenTelemetry collector; empty turns tracing off.
@@ -76,6 +84,21 @@ type Options struct {
 	SkipControllerNameValidation bool
 }
 
+// xdsListeners checks the xDS flags: mutual TLS needs a TLS directory, and serving nothing at all
+// must be asked for (--xds-bind-address=0).
+func (o *Options) xdsListeners() error {
+	tlsOn := o.XDSAddr != "" && o.XDSAddr != "0"
+	if tlsOn && o.XDSTLSDir == "" && o.XDSPlaintextAddr == "" {
+		return fmt.Errorf("the xDS server on --xds-bind-address %s serves mutual TLS and needs --xds-tls-dir "+
+			"(a directory with tls.crt, tls.key and ca.crt); for local development set --xds-plaintext-bind-address instead, "+
+			"or --xds-bind-address=0 to serve no xDS", o.XDSAddr)
+	}
+	if !tlsOn && o.XDSTLSDir != "" {
+		return fmt.Errorf("--xds-tls-dir %s is set but --xds-bind-address is off; set an address to serve mutual TLS on", o.XDSTLSDir)
+	}
+	return nil
+}
+
 // DefaultNamespace is the operator's namespace when nothing says otherwise (config/default's).
 const DefaultNamespace = "sluice-system"
 
@@ -100,7 +123,12 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.EnableHTTP2, "enable-http2", false, "Allow HTTP/2 on the metrics and webhook servers.")
 	fs.DurationVar(&o.GracefulShutdown, "graceful-shutdown-timeout", 30*time.Second,
 		"How long running work may take to finish after SIGTERM.")
-	fs.StringVar(&o.XDSAddr, "xds-bind-address", ":15010", "Address of the xDS server (ADS), served by every replica.")
+	fs.StringVar(&o.XDSAddr, "xds-bind-address", ":15010",
+		"Address of the xDS server (ADS) over mutual TLS from --xds-tls-dir, served by every replica; 0 disables it.")
+	fs.StringVar(&o.XDSTLSDir, "xds-tls-dir", "",
+		"Directory with the xDS server's tls.crt, tls.key and the ca.crt client certificates must chain to (re-read when they change).")
+	fs.StringVar(&o.XDSPlaintextAddr, "xds-plaintext-bind-address", "",
+		"Also serve xDS in plain text on this address, trusting what nodes claim: for local development only.")
 	fs.BoolVar(&o.AccessLog, "access-log", true, "Write a JSON access log line per request on every Envoy sidecar.")
 	fs.StringVar(&o.TracingCollector, "tracing-collector", "",
 		"host:port of an OpenTelemetry collector (OTLP/gRPC) that sidecars send spans to; empty turns tracing off.")

@@ -130,7 +130,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	}
 	if err := step("Sluice operator", func() (err error) {
 		s.Operator, err = testmesh.StartOperator(s.Env.Config, manager.Options{
-			XDSAddr:           XDSAddr,
+			XDSPlaintextAddr:  XDSAddr,
 			Namespace:         OperatorNamespace,
 			PrometheusAddress: s.Prom.URL(),
 			GracefulShutdown:  5 * time.Second,

@@ -78,10 +78,6 @@ func TestManagerFlags(t *testing.T) {
 	fs.SetOutput(io.Discard)
 	var o manager.Options
 	o.BindFlags(fs)
-	if fs.Lookup("xds-tls-dir") == nil {
-		// Remove once branch xdsauth (the mutual-TLS xDS server) is merged.
-		t.Skip("the manager has no --xds-tls-dir flag yet (the authenticated xDS channel has not landed)")
-	}
 	if err := fs.Parse(c.Args); err != nil {
 		t.Errorf("the manager refuses its arguments %v: %v", c.Args, err)
 	}

@@ -85,7 +85,7 @@ func run(m *testing.M) int {
 
 	xdsAddr = testmesh.FreeAddr()
 	op, err := testmesh.StartOperator(env.Config, manager.Options{
-		XDSAddr:               xdsAddr,
+		XDSPlaintextAddr:      xdsAddr,
 		Debounce:              20 * time.Millisecond,
 		GracefulShutdown:      5 * time.Second,
 		SkipRolloutController: true,

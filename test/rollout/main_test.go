@@ -81,7 +81,7 @@ func run(m *testing.M) int {
 
 func startOperator() (*testmesh.Operator, error) {
 	return testmesh.StartOperator(env.Config, manager.Options{
-		XDSAddr:           xdsAddr,
+		XDSPlaintextAddr:  xdsAddr,
 		Debounce:          20 * time.Millisecond,
 		GracefulShutdown:  5 * time.Second,
 		PrometheusAddress: prom.URL(),

@@ -90,7 +90,7 @@ func startOperator(ctx context.Context, addr string, leaderElect bool) (<-chan s
 	mgr, err := manager.New(env.Config, manager.Options{
 		MetricsAddr:                  "0",
 		ProbeAddr:                    "0",
-		XDSAddr:                      addr,
+		XDSPlaintextAddr:             addr,
 		LeaderElect:                  leaderElect,
 		LeaderElectionNamespace:      "default",
 		Debounce:                     20 * time.Millisecond,

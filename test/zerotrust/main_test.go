@@ -78,7 +78,7 @@ func run(m *testing.M) int {
 		SkipRolloutController: true,
 		Namespace:             operatorNamespace,
 		GracefulShutdown:      5 * time.Second,
-		XDSAddr:               xdsAddr,
+		XDSPlaintextAddr:      xdsAddr,
 		Debounce:              20 * time.Millisecond,
 	})
 	if err != nil {

@@ -7,9 +7,13 @@ import (
 	"maps"
 	"slices"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
+
+	"github.com/sluice-mesh/sluice/xds/ir"
 )
 
 // YAML renders the snapshot for people and golden files: per resource type, resources sorted by
@@ -45,7 +49,7 @@ func (s *Snapshot) YAML() ([]byte, error) {
 		"routes":    func() ([]any, error) { return renderSorted(s.Routes) },
 		"clusters":  func() ([]any, error) { return renderSorted(s.Clusters) },
 		"endpoints": func() ([]any, error) { return renderSorted(s.Endpoints) },
-		"secrets":   func() ([]any, error) { return renderSorted(s.Secrets) },
+		"secrets":   func() ([]any, error) { return renderSorted(redactedSecrets(s.Secrets)) },
 	} {
 		v, err := render()
 		if err != nil {
@@ -81,6 +85,20 @@ func protoValue(m proto.Message) (any, error) {
 		return nil, err
 	}
 	return v, nil
+}
+
+// redactedSecrets are secrets with their private keys replaced by ir.Redacted, so that a rendered
+// snapshot (a golden file, a debug page) never shows key material.
+func redactedSecrets(in map[string]*tlsv3.Secret) map[string]*tlsv3.Secret {
+	out := make(map[string]*tlsv3.Secret, len(in))
+	for name, sec := range in {
+		if sec.GetTlsCertificate().GetPrivateKey() != nil {
+			sec = proto.Clone(sec).(*tlsv3.Secret)
+			sec.GetTlsCertificate().PrivateKey = &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: ir.Redacted}}
+		}
+		out[name] = sec
+	}
+	return out
 }
 
 // ProtoYAML renders one message (such as a Bootstrap) the same way YAML renders resources.

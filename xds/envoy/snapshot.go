@@ -27,9 +27,10 @@ type Snapshot struct {
 	// certificate provider for proxyless gRPC and SDS secrets for Envoy sidecars.
 	ClusterOverrides map[Flavour]map[string]*clusterv3.Cluster
 	Endpoints        map[string]*endpointv3.ClusterLoadAssignment
-	// Secrets fetched over SDS. The names TLS contexts use today (WorkloadSecret and
-	// TrustBundleSecret) are resolved per node by the SDS server and are not here; Validate checks
-	// that every other secret a resource names is.
+	// Secrets are the SDS secrets: each identity's certificate (named by its SPIFFE ID) and each
+	// trust domain's CA certificates (TrustBundleSecret). WorkloadSecret is resolved per node by
+	// the SDS server and is not here; Validate does not require the names served per node (a
+	// trust bundle whose Secrets are not issued yet must not stop a publish: Envoy waits for it).
 	Secrets map[string]*tlsv3.Secret
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
 	"github.com/sluice-mesh/sluice/xds/ir"
 )
@@ -30,6 +31,7 @@ type Translator struct {
 	ports   map[string]*portEntry // by portKey
 	fixed   *fixedResources
 	servers map[serverKey]*listenerv3.Listener
+	secrets map[string]*tlsv3.Secret
 	buf     bytes.Buffer
 }
 
@@ -99,7 +101,8 @@ func (t *Translator) Translate(in *ir.IR) (*Snapshot, error) {
 		b.addFixed(f)
 		t.fixed = f
 	}
-	t.ports, t.servers = ports, servers
+	b.s.Secrets = secrets(in, t.secrets)
+	t.ports, t.servers, t.secrets = ports, servers, b.s.Secrets
 	if err := errors.Join(b.errs...); err != nil {
 		return nil, err
 	}

@@ -13,7 +13,48 @@ import (
 type IR struct {
 	// Services sorted by namespace, then name.
 	Services []Service `json:"services,omitempty"`
+	// Identities are the workload certificates of the identities in use, sorted by SPIFFE ID.
+	Identities []Identity `json:"identities,omitempty"`
+	// TrustBundles are the CA certificates each trust domain in use trusts, sorted by trust domain.
+	TrustBundles []TrustBundle `json:"trustBundles,omitempty"`
 }
+
+// Identity is the certificate and key of one workload identity (a service account), as its
+// identity Secret holds them.
+type Identity struct {
+	// SPIFFEID is spiffe://<trustDomain>/ns/<namespace>/sa/<serviceAccount>.
+	SPIFFEID string `json:"spiffeID"`
+	// CertificateChain is the PEM certificate chain (tls.crt).
+	CertificateChain string `json:"certificateChain"`
+	// PrivateKey is the PEM private key (tls.key); it never prints.
+	PrivateKey SecretText `json:"privateKey"`
+	// Source is the identity Secret.
+	Source ObjectRef `json:"source"`
+}
+
+// TrustBundle is what peers of one trust domain are verified against.
+type TrustBundle struct {
+	TrustDomain string `json:"trustDomain"`
+	// CACertificates are PEM certificates: the distinct ca.crt certificates of the trust domain's
+	// identities in use (during a CA rotation both the old and the new root).
+	CACertificates string `json:"caCertificates"`
+}
+
+// SecretText is private key material. It prints and encodes to JSON as "[redacted]", so that an
+// IR in a log or an error never shows it; it decodes from JSON (test inputs) as it is.
+type SecretText string
+
+// Redacted is what SecretText prints as.
+const Redacted = "[redacted]"
+
+// String prints the redaction, never the text.
+func (SecretText) String() string { return Redacted }
+
+// GoString prints the redaction for %#v too.
+func (SecretText) GoString() string { return Redacted }
+
+// MarshalJSON encodes the redaction, never the text.
+func (SecretText) MarshalJSON() ([]byte, error) { return []byte(`"` + Redacted + `"`), nil }
 
 // Service is a Kubernetes Service as the mesh serves it.
 type Service struct {

@@ -27,6 +27,9 @@ type Resources struct {
 	TrafficPolicies []*meshv1alpha1.TrafficPolicy
 	Rollouts        []*meshv1alpha1.Rollout
 	ZeroTrusts      []*meshv1alpha1.ZeroTrust
+	// Secrets are the workload identity Secrets (label mesh.sluice.dev/identity), with only their
+	// tls.crt, tls.key and ca.crt.
+	Secrets []*corev1.Secret
 	// OperatorNamespace is the operator's own namespace: a ZeroTrust there with an empty selector
 	// covers the whole mesh.
 	OperatorNamespace string
@@ -47,6 +50,8 @@ func (r *Resources) Add(obj runtime.Object) error {
 		r.Rollouts = append(r.Rollouts, o)
 	case *meshv1alpha1.ZeroTrust:
 		r.ZeroTrusts = append(r.ZeroTrusts, o)
+	case *corev1.Secret:
+		r.Secrets = append(r.Secrets, o)
 	default:
 		return fmt.Errorf("resources: %T is not an object the translation reads", obj)
 	}

@@ -208,7 +208,12 @@ func (t *tracker) request(key streamKey, req request) error {
 		ts = &typeState{}
 		st.types[req.typeURL] = ts
 	}
-	if sst := st.takeRequest(req.token); sst != nil {
+	sst, err := st.takeRequest(req.token)
+	if err != nil {
+		st.mu.Unlock()
+		return err
+	}
+	if sst != nil {
 		ts.sub = sst.sub
 	}
 	if req.nonce != "" {
@@ -240,14 +245,15 @@ func (t *tracker) request(key streamKey, req request) error {
 }
 
 // takeRequest applies the subscription of the request that carries token (see session.go) and
-// returns the session's state of its type; nil for a stream without session.
-func (st *stream) takeRequest(token []string) *sessionType {
+// returns the session's state of its type (nil for a stream without session), or the error that
+// refuses the request.
+func (st *stream) takeRequest(token []string) (*sessionType, error) {
 	if st.session == nil || len(token) != 1 {
-		return nil
+		return nil, nil
 	}
 	_, seq, ok := parseToken(token[0])
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	return st.session.take(seq)
 }

@@ -31,6 +31,11 @@ import (
 // Served: ADS, state of the world and delta, and the per-type LDS, RDS, CDS, EDS and SDS services
 // (the ordering guarantees of Publish hold on ADS only).
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	return s.serve(ctx, lis)
+}
+
+// serve is Serve with extra gRPC server options (ServeMTLS's credentials).
+func (s *Server) serve(ctx context.Context, lis net.Listener, extra ...grpc.ServerOption) error {
 	// The xDS servers end their streams when this context ends.
 	xdsCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -43,7 +48,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		sotw:  sotw.NewServer(xdsCtx, watcher{s}, cb, sotw.WithOrderedADS(), sotw.WithLogger(logger)),
 		delta: delta.NewServer(xdsCtx, watcher{s}, cb, delta.WithLogger(logger)),
 	}
-	gs := grpc.NewServer(s.grpcOptions()...)
+	gs := grpc.NewServer(append(s.grpcOptions(), extra...)...)
 	discovery.RegisterAggregatedDiscoveryServiceServer(gs, h)
 	listenerservice.RegisterListenerDiscoveryServiceServer(gs, &ldsHandler{h: h})
 	routeservice.RegisterRouteDiscoveryServiceServer(gs, &rdsHandler{h: h})
@@ -109,12 +114,26 @@ type handlers struct {
 	delta delta.Server
 }
 
+// open authenticates a new stream and opens its session (auth.go); a refused stream ends at once.
+func (h *handlers) open(ctx context.Context, typeURL string) (*session, error) {
+	refused := h.srv.refusals(ctx)
+	auth, r := authFromPeer(ctx)
+	if r != nil {
+		refused(r)
+		return nil, r.err
+	}
+	if err := h.srv.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	return h.srv.sessions.open(defaultType(typeURL), h.srv.sets, auth, refused), nil
+}
+
 // serveSotw serves a state-of-the-world stream of typeURL (resource.AnyType for ADS).
 func (h *handlers) serveSotw(st xdsstream.Stream, typeURL string) error {
-	if err := h.srv.waitReady(st.Context()); err != nil {
+	s, err := h.open(st.Context(), typeURL)
+	if err != nil {
 		return err
 	}
-	s := h.srv.sessions.open(defaultType(typeURL), h.srv.sets)
 	defer h.srv.sessions.close(s)
 	ctx := context.WithValue(st.Context(), sessionKey{}, s)
 	return h.sotw.StreamHandler(&sotwStream{Stream: st, s: s, ctx: ctx}, typeURL)
@@ -122,10 +141,10 @@ func (h *handlers) serveSotw(st xdsstream.Stream, typeURL string) error {
 
 // serveDelta serves a delta stream of typeURL (resource.AnyType for ADS).
 func (h *handlers) serveDelta(st xdsstream.DeltaStream, typeURL string) error {
-	if err := h.srv.waitReady(st.Context()); err != nil {
+	s, err := h.open(st.Context(), typeURL)
+	if err != nil {
 		return err
 	}
-	s := h.srv.sessions.open(defaultType(typeURL), h.srv.sets)
 	defer h.srv.sessions.close(s)
 	ctx := context.WithValue(st.Context(), sessionKey{}, s)
 	return h.delta.DeltaStreamHandler(&deltaStream{DeltaStream: st, s: s, ctx: ctx}, typeURL)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -21,6 +22,8 @@ type metrics struct {
 	convergence       *prometheus.HistogramVec // type
 	rejections        prometheus.Counter       //
 	warmTimeouts      prometheus.Counter       //
+	refusedStreams    *prometheus.CounterVec   // reason
+	tlsHandshakes     *prometheus.CounterVec   // result
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -64,10 +67,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sluice_xds_warm_timeouts_total",
 			Help: "Publishes that stopped waiting for proxies to ACK new clusters before pushing routes.",
 		}),
+		refusedStreams: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_xds_refused_streams_total",
+			Help: "xDS streams ended with PermissionDenied, by reason (certificate, node, secret).",
+		}, []string{"reason"}),
+		tlsHandshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_xds_tls_handshakes_total",
+			Help: "TLS handshakes on the mutual TLS xDS port, by result (ok, failed: e.g. no or an untrusted client certificate).",
+		}, []string{"result"}),
 	}
 	var errs []error
 	for _, c := range []prometheus.Collector{m.connectedProxies, m.pushes, m.snapshotResources, m.snapshotBytes,
-		m.translation, m.nacks, m.convergence, m.rejections, m.warmTimeouts} {
+		m.translation, m.nacks, m.convergence, m.rejections, m.warmTimeouts, m.refusedStreams, m.tlsHandshakes} {
 		errs = append(errs, reg.Register(c))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -78,6 +89,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, t := range servedTypes {
 		m.snapshotResources.WithLabelValues(typeNames[t])
+	}
+	for _, r := range []string{refusedCertificate, refusedNode, refusedSecret} {
+		m.refusedStreams.WithLabelValues(r)
 	}
 	return m, nil
 }
@@ -96,6 +110,12 @@ func (s *Server) updateSnapshotMetrics() {
 			continue
 		}
 		counts[typeNames[typeOfKey(key)]] += len(resources)
+	}
+	// Each identity's default copy (addDefaultAliases) is the same secret again: not counted.
+	for name := range s.published[resource.SecretType] {
+		if strings.HasPrefix(name, defaultAliasPrefix) {
+			counts[typeNames[resource.SecretType]]--
+		}
 	}
 	for _, t := range servedTypes {
 		s.metrics.snapshotResources.WithLabelValues(typeNames[t]).Set(float64(counts[typeNames[t]]))

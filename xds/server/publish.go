@@ -323,6 +323,7 @@ func flatten(snap *envoy.Snapshot, v *envoy.Validator) (map[string]map[string]ty
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	addDefaultAliases(out[resource.SecretType])
 	return out, nil
 }
 

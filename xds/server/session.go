@@ -38,6 +38,23 @@ type session struct {
 
 	// types is the per-type state of the processing side (go-control-plane's stream goroutine).
 	types map[string]*sessionType
+
+	// auth is who the stream is and what it may ask for (auth.go); Recv side. refused reports a
+	// refusal, once per stream.
+	auth       streamAuth
+	refused    func(*refusal)
+	refusedYet bool
+}
+
+// refuse notes that a request of the stream is refused; the request callback ends the stream.
+func (s *session) refuse(r *refusal) *refusal {
+	if r != nil && !s.refusedYet {
+		s.refusedYet = true
+		if s.refused != nil {
+			s.refused(r)
+		}
+	}
+	return r
 }
 
 // handoff carries what a request asks for from the Recv goroutine to the processing goroutine.
@@ -47,6 +64,7 @@ type handoff struct {
 	sub     *xcache.Set
 	initial map[string]string // delta initial_resource_versions
 	resync  bool              // delta: names unsubscribed from a wildcard must be sent again
+	refusal *refusal          // the request is refused: the stream ends with its error
 }
 
 // sessionType is what the session knows of one type, on the processing goroutine only.
@@ -93,9 +111,9 @@ func (s *session) hand(h handoff) {
 }
 
 // take applies request seq (and drops older requests go-control-plane did not pass on) to the
-// processing side's state, and returns its type state. It is called by the request callback,
-// before go-control-plane creates the request's watch.
-func (s *session) take(seq uint64) *sessionType {
+// processing side's state, and returns its type state, or the error that refuses it. It is called
+// by the request callback, before go-control-plane creates the request's watch.
+func (s *session) take(seq uint64) (*sessionType, error) {
 	s.mu.Lock()
 	var h *handoff
 	i := 0
@@ -111,7 +129,10 @@ func (s *session) take(seq uint64) *sessionType {
 	s.handoff = append(s.handoff[:0], s.handoff[i:]...)
 	s.mu.Unlock()
 	if h == nil {
-		return nil
+		return nil, nil
+	}
+	if got.refusal != nil {
+		return nil, got.refusal.err
 	}
 	st := s.typeState(got.typeURL)
 	st.sub = got.sub
@@ -121,7 +142,7 @@ func (s *session) take(seq uint64) *sessionType {
 	if got.resync {
 		st.known = xcache.Known{}
 	}
-	return st
+	return st, nil
 }
 
 // sessions finds the sessions of the open streams by id.
@@ -131,7 +152,7 @@ type sessions struct {
 	byID map[uint64]*session
 }
 
-func (r *sessions) open(defaultType string, sets *xcache.Sets) *session {
+func (r *sessions) open(defaultType string, sets *xcache.Sets, auth streamAuth, refused func(*refusal)) *session {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.byID == nil {
@@ -143,6 +164,7 @@ func (r *sessions) open(defaultType string, sets *xcache.Sets) *session {
 		legacyOver: map[string]bool{}, lastList: map[string]sotwList{},
 		deltaSubs: map[string]*xcache.Set{}, lastToken: map[string]string{},
 		types: map[string]*sessionType{},
+		auth:  auth, refused: refused,
 	}
 	r.byID[s.id] = s
 	return s

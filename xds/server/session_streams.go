@@ -5,6 +5,7 @@ import (
 	"weak"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	xdsstream "github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
 
 	xcache "github.com/sluice-mesh/sluice/xds/cache"
@@ -54,6 +55,7 @@ func (w *sotwStream) Recv() (*discovery.DiscoveryRequest, error) {
 		return req, err
 	}
 	s := w.s
+	refused := s.auth.admitNode(req.GetNode())
 	typeURL := req.GetTypeUrl()
 	if typeURL == "" {
 		typeURL = s.defaultType
@@ -67,12 +69,18 @@ func (w *sotwStream) Recv() (*discovery.DiscoveryRequest, error) {
 		s.legacyOver[typeURL] = true
 	}
 	last := s.lastList[typeURL]
-	if !last.same(names, legacy) {
-		last = newSotwList(names, legacy, s.sets.FromList(names, legacy))
-		s.lastList[typeURL] = last
+	if refused == nil && !last.same(names, legacy) {
+		cached := names
+		if typeURL == resource.SecretType {
+			cached, refused = s.auth.secretNames(names, legacy && len(names) == 0)
+		}
+		if refused == nil {
+			last = newSotwList(names, legacy, s.sets.FromList(cached, legacy))
+			s.lastList[typeURL] = last
+		}
 	}
 	s.seq++
-	s.hand(handoff{seq: s.seq, typeURL: typeURL, sub: last.sub})
+	s.hand(handoff{seq: s.seq, typeURL: typeURL, sub: last.sub, refusal: s.refuse(refused)})
 	req.ResourceNames = []string{s.token(s.seq)}
 	return req, nil
 }
@@ -94,6 +102,7 @@ func (w *deltaStream) Recv() (*discovery.DeltaDiscoveryRequest, error) {
 		return req, err
 	}
 	s := w.s
+	refused := s.auth.admitNode(req.GetNode())
 	typeURL := req.GetTypeUrl()
 	if typeURL == "" {
 		typeURL = s.defaultType
@@ -104,6 +113,19 @@ func (w *deltaStream) Recv() (*discovery.DeltaDiscoveryRequest, error) {
 	sub, unsub := req.GetResourceNamesSubscribe(), req.GetResourceNamesUnsubscribe()
 	h := handoff{typeURL: typeURL}
 	cur, seen := s.deltaSubs[typeURL]
+	if refused == nil && typeURL == resource.SecretType {
+		// The first request without names is the legacy wildcard.
+		sub, refused = s.auth.secretNames(sub, !seen && len(sub) == 0)
+		unsub = s.auth.unsubscribedSecrets(unsub)
+	}
+	if refused != nil {
+		s.seq++
+		h.seq, h.refusal = s.seq, s.refuse(refused)
+		s.hand(h)
+		req.ResourceNamesSubscribe = []string{s.token(s.seq)}
+		req.ResourceNamesUnsubscribe, req.InitialResourceVersions = nil, nil
+		return req, nil
+	}
 	switch {
 	case !seen:
 		// go-control-plane's legacy wildcard: a first request that subscribes to nothing.

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
 	xcache "github.com/sluice-mesh/sluice/xds/cache"
 )
@@ -128,12 +130,34 @@ var _ cache.DeltaResponse = (*deltaResponse)(nil)
 func (r *deltaResponse) GetDeltaDiscoveryResponse() (*discovery.DeltaDiscoveryResponse, error) {
 	r.st.known = xcache.Known{Set: r.res.Sub, Version: r.res.Version}
 	r.st.sent = r.res
-	return &discovery.DeltaDiscoveryResponse{
+	resp := &discovery.DeltaDiscoveryResponse{
 		SystemVersionInfo: r.GetResponseVersion(),
 		Resources:         r.res.DeltaResources(),
 		RemovedResources:  r.res.Removed,
 		TypeUrl:           r.req.GetTypeUrl(),
-	}, nil
+	}
+	if resp.TypeUrl == resource.SecretType {
+		wireSecretNames(resp)
+	}
+	return resp, nil
+}
+
+// wireSecretNames gives the node's default secret its name on the wire (a delta response names
+// its resources; a state-of-the-world one carries the secret, which is named default already). The
+// shared resources are copied, not changed.
+func wireSecretNames(resp *discovery.DeltaDiscoveryResponse) {
+	for i, res := range resp.Resources {
+		if name := wireSecretName(res.GetName()); name != res.GetName() {
+			resp.Resources = slices.Clone(resp.Resources)
+			resp.Resources[i] = &discovery.Resource{Name: name, Version: res.GetVersion(), Resource: res.GetResource()}
+		}
+	}
+	for i, name := range resp.RemovedResources {
+		if wire := wireSecretName(name); wire != name {
+			resp.RemovedResources = slices.Clone(resp.RemovedResources)
+			resp.RemovedResources[i] = wire
+		}
+	}
 }
 
 func (r *deltaResponse) GetDeltaRequest() *discovery.DeltaDiscoveryRequest { return r.req }

@@ -65,6 +65,7 @@ func reversed(r *resources.Resources) *resources.Resources {
 		TrafficPolicies: reverse(r.TrafficPolicies),
 		Rollouts:        reverse(r.Rollouts),
 		ZeroTrusts:      reverse(r.ZeroTrusts),
+		Secrets:         reverse(r.Secrets),
 
 		OperatorNamespace: r.OperatorNamespace,
 	}
