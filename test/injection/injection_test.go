@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/sluice-mesh/sluice/controllers/zerotrust"
 	"github.com/sluice-mesh/sluice/webhooks/injection"
 	"github.com/sluice-mesh/sluice/xds/envoy"
 )
@@ -204,8 +205,8 @@ func TestProxylessModeMountsFiles(t *testing.T) {
 	if v := volumes[injection.IdentityVolume]; v.Secret == nil || v.Secret.SecretName != "sluice-identity-checkout" {
 		t.Errorf("identity volume %+v, want Secret sluice-identity-checkout", v.VolumeSource)
 	}
-	if v := volumes[injection.TrustVolume]; v.ConfigMap == nil || v.ConfigMap.Name != injection.TrustBundleConfigMap {
-		t.Errorf("trust bundle volume %+v, want ConfigMap %s", v.VolumeSource, injection.TrustBundleConfigMap)
+	if v := volumes[injection.TrustVolume]; v.ConfigMap == nil || v.ConfigMap.Name != zerotrust.TrustBundleName {
+		t.Errorf("trust bundle volume %+v, want ConfigMap %s", v.VolumeSource, zerotrust.TrustBundleName)
 	}
 }
 
