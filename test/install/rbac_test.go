@@ -195,16 +195,16 @@ func asManager(forbidden *forbiddenLog) *rest.Config {
 }
 
 // checkImpersonation shows that the config is really limited, and that the log sees it: the
-// manager may not list ConfigMaps in kube-system.
+// manager may not list ServiceAccounts (it has no rule for them).
 func checkImpersonation(t *testing.T, cfg *rest.Config, forbidden *forbiddenLog) {
 	t.Helper()
 	c, err := client.New(cfg, client.Options{Scheme: env.Client.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = c.List(t.Context(), &corev1.ConfigMapList{}, client.InNamespace("kube-system"))
+	err = c.List(t.Context(), &corev1.ServiceAccountList{}, client.InNamespace("kube-system"))
 	if !apierrors.IsForbidden(err) || forbidden.err() == nil {
-		t.Fatalf("listing ConfigMaps as the manager: want Forbidden and logged, got %v (log: %v)", err, forbidden.err())
+		t.Fatalf("listing ServiceAccounts as the manager: want Forbidden and logged, got %v (log: %v)", err, forbidden.err())
 	}
 	forbidden.reset()
 }
