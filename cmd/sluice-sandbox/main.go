@@ -1,5 +1,5 @@
 // Command sluice-sandbox runs the local sandbox: a real Kubernetes API server with the Sluice
-// operator, cert-manager-free for now, Prometheus, and the demo app's pods as local processes, in a
+// operator, cert-manager, Prometheus, and the demo app's pods as local processes, in a
 // network namespace of its own (no Docker, no cluster, no root).
 //
 //	sluice-sandbox demo   # the story: a canary promoted, a bad one rolled back; exit 0 if both happened

@@ -1,8 +1,8 @@
 // Package sandbox runs a local Kubernetes with the mesh in it, without Docker or a cluster: the
-// real kube-apiserver and etcd (internal/testenv), kube-controller-manager and kwok for pods
-// (internal/testcluster), a local process per demo pod on the pod's own IP (internal/podnet makes
-// pod IPs local), a real Prometheus scraping the pods, and the Sluice operator. cmd/sluice-sandbox
-// drives it (make demo, make sandbox).
+// real kube-apiserver and etcd (internal/testenv), kube-controller-manager, kube-scheduler and
+// kwok for pods (internal/testcluster), a local process per demo pod on the pod's own IP
+// (internal/podnet makes pod IPs local), a real Prometheus scraping the pods, cert-manager, and
+// the Sluice operator. cmd/sluice-sandbox drives it (make demo, make sandbox, exec).
 package sandbox
 
 import (
@@ -111,7 +111,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		return nil, err
 	}
 	s.Client = s.Env.Client
-	if err := step("kube-controller-manager and kwok (one node)", func() (err error) {
+	if err := step("kube-controller-manager, kube-scheduler, kwok", func() (err error) {
 		s.Cluster, err = testcluster.New(ctx, s.Env, testcluster.Options{})
 		return err
 	}); err != nil {
