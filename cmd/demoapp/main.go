@@ -11,10 +11,15 @@
 //	POD_IP         the address to serve on (default 127.0.0.1)
 //	PORT           gRPC port (default 8080); METRICS_PORT: /metrics port (default 9090)
 //	GRPC_XDS_BOOTSTRAP  when set, serve as a proxyless gRPC xDS server of that control plane
+//
+// `demoapp call [-n N] [-timeout D] TARGET` is its client instead: it makes N calls to TARGET
+// (xds:///greeter.demo.svc.cluster.local:8080 as a proxyless gRPC client of the control plane
+// GRPC_XDS_BOOTSTRAP names), prints who answered each, and exits 0 only if all were answered.
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -27,10 +32,40 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "call" {
+		os.Exit(call(os.Args[2:]))
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "demoapp:", err)
 		os.Exit(1)
 	}
+}
+
+// call is `demoapp call`: exit code 0 when every call was answered, 1 when some were not, 2 for
+// bad usage.
+func call(args []string) int {
+	fs := flag.NewFlagSet("demoapp call", flag.ContinueOnError)
+	n := fs.Int("n", 1, "how many calls to make, one after the other")
+	timeout := fs.Duration("timeout", 10*time.Second, "how long each call may take (the first includes connecting)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: demoapp call [-n N] [-timeout D] TARGET   (such as xds:///greeter.demo.svc.cluster.local:8080)")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 || *n < 1 {
+		fs.Usage()
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	answered, err := demoapp.Call(ctx, fs.Arg(0), *n, *timeout, os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demoapp call:", err)
+		return 1
+	}
+	if answered < *n {
+		return 1
+	}
+	return 0
 }
 
 func run() error {

@@ -49,8 +49,9 @@ func up(stateDir, demoApp string) error {
 			fmt.Printf("The sandbox is up (pid %d, log %s): greeter v1 runs in namespace demo under a Rollout.\n"+
 				"  kubectl --kubeconfig %s get sluice,deploy,pods -A\n"+
 				"  kubectl --kubeconfig %[3]s -n demo set env deployment/greeter VERSION=v2\n"+
+				"  bin/sluice-sandbox exec -- bin/demoapp call -n 3 xds:///%s   # your own client, inside\n"+
 				"Stop it with make sandbox-down.\n",
-				cmd.Process.Pid, logPath, filepath.Join(stateDir, "kubeconfig"))
+				cmd.Process.Pid, logPath, filepath.Join(stateDir, "kubeconfig"), demoTarget)
 			return nil
 		}
 		select {

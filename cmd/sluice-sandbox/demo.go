@@ -49,7 +49,8 @@ func runDemo(stateDir, demoApp string) int {
 	defer stop()
 
 	u.title("Starting a local sandbox: real Kubernetes, Prometheus and the Sluice operator")
-	sb, err := sandbox.Start(ctx, sandbox.Options{StateDir: stateDir, DemoApp: demoApp, Log: os.Stdout})
+	sb, err := sandbox.Start(ctx, sandbox.Options{StateDir: stateDir, DemoApp: demoApp, Log: os.Stdout,
+		ClientBootstrap: usersBootstrap(stateDir)})
 	if err != nil {
 		u.bad("the sandbox did not start: %v", err)
 		return 1

@@ -9,11 +9,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	xdscreds "google.golang.org/grpc/credentials/xds"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
-	_ "google.golang.org/grpc/xds" // the xds:/// resolver, configured by GRPC_XDS_BOOTSTRAP_CONFIG
+
+	"github.com/sluice-mesh/sluice/internal/demoapp"
 )
 
 // load is the demo's users: a proxyless gRPC client of the Service through the operator's xDS
@@ -36,12 +35,7 @@ type versionStats struct {
 var injected = regexp.MustCompile(`\(version ([^)]*)\)`)
 
 func startLoad(ctx context.Context, target string, perSecond int) (*load, error) {
-	// Mutual TLS when the control plane's clusters ask for it (a STRICT ZeroTrust), plain otherwise.
-	creds, err := xdscreds.NewClientCredentials(xdscreds.ClientOptions{FallbackCreds: insecure.NewCredentials()})
-	if err != nil {
-		return nil, err
-	}
-	conn, err := grpc.NewClient("xds:///"+target, grpc.WithTransportCredentials(creds))
+	conn, err := demoapp.Dial("xds:///" + target)
 	if err != nil {
 		return nil, err
 	}

@@ -1,11 +1,12 @@
 // Command sluice-sandbox runs the local sandbox: a real Kubernetes API server with the Sluice
-// operator, cert-manager-free for now, Prometheus, and the demo app's pods as local processes, in a
+// operator, cert-manager, Prometheus, and the demo app's pods as local processes, in a
 // network namespace of its own (no Docker, no cluster, no root).
 //
 //	sluice-sandbox demo   # the story: a canary promoted, a bad one rolled back; exit 0 if both happened
 //	sluice-sandbox run    # the sandbox in the foreground until Ctrl-C
 //	sluice-sandbox up     # the same in the background; returns once it is ready
 //	sluice-sandbox down   # stops the background sandbox
+//	sluice-sandbox exec -- CMD ARGS   # runs CMD inside the running sandbox, as a client of the mesh
 package main
 
 import (
@@ -35,15 +36,18 @@ func main() {
 	state := flag.String("state", ".sandbox", "directory for the sandbox's kubeconfig, bootstrap, logs and pid")
 	demoApp := flag.String("demoapp", "", "the demoapp binary (default: demoapp beside this program)")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: sluice-sandbox [-state DIR] [-demoapp PATH] demo|run|up|down")
+		fmt.Fprintln(os.Stderr, "usage: sluice-sandbox [-state DIR] [-demoapp PATH] demo|run|up|down|exec -- CMD [ARG...]")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
+	stateDir, err := filepath.Abs(*state)
+	if err == nil && flag.Arg(0) == "exec" {
+		os.Exit(execInside(stateDir, flag.Args()[1:]))
+	}
 	if flag.NArg() != 1 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	stateDir, err := filepath.Abs(*state)
 	if err == nil && *demoApp == "" {
 		*demoApp, err = besideMe("demoapp")
 	}
@@ -102,17 +106,22 @@ func enter(stateDir string, hostAddrs ...string) error {
 				return err
 			}
 		}
-		// grpc-go reads its bootstrap when it starts: the demo's users inside find the operator,
-		// and present the loadgen identity (written to these files before they call).
-		return os.Setenv("GRPC_XDS_BOOTSTRAP_CONFIG", string(testmesh.Bootstrap(sandbox.XDSAddr,
-			envoy.NodeID(envoy.FlavourGRPC, "127.0.0.1", loadgenName, demoNamespace),
-			testmesh.WithCertificates(loadgenFiles(stateDir)))))
+		// grpc-go reads its bootstrap when it starts.
+		return os.Setenv("GRPC_XDS_BOOTSTRAP_CONFIG", string(usersBootstrap(stateDir)))
 	}
 	err := podnet.EnterListeningAfter(prepare, hostAddrs...)
 	if errors.Is(err, podnet.ErrUnavailable) {
 		return fmt.Errorf("the sandbox gives every pod its own IP in a network namespace of its own: %w", err)
 	}
 	return err
+}
+
+// usersBootstrap is the gRPC bootstrap of the demo's users, and of the programs exec runs (as
+// grpc-bootstrap.json): they find the operator, and present the loadgen identity (written to these
+// files before they call).
+func usersBootstrap(stateDir string) []byte {
+	return testmesh.Bootstrap(sandbox.XDSAddr, envoy.NodeID(envoy.FlavourGRPC, "127.0.0.1", loadgenName, demoNamespace),
+		testmesh.WithCertificates(loadgenFiles(stateDir)))
 }
 
 // runForeground runs the sandbox until SIGINT or SIGTERM.
@@ -127,7 +136,8 @@ func runForeground(stateDir, demoApp string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Println("Starting the sandbox:")
-	sb, err := sandbox.Start(ctx, sandbox.Options{StateDir: stateDir, DemoApp: demoApp, APIServerListener: hosts[0], Log: os.Stdout})
+	sb, err := sandbox.Start(ctx, sandbox.Options{StateDir: stateDir, DemoApp: demoApp, APIServerListener: hosts[0], Log: os.Stdout,
+		ClientBootstrap: usersBootstrap(stateDir)})
 	if err != nil {
 		return err
 	}
@@ -157,8 +167,10 @@ and %d calls a second reach it over mutual TLS.
   kubectl -n demo set env deployment/greeter VERSION=v2             # a healthy canary: watch it step up
   kubectl -n demo set env deployment/greeter VERSION=v3 ERROR_PERCENT=30   # a bad one: watch it roll back
   kubectl -n demo get rollout greeter -w
+Your own proxyless gRPC client runs inside it, calling as the users do:
+  bin/sluice-sandbox exec -- bin/demoapp call -n 3 xds:///%s
 Ctrl-C stops it.
-`, callsPerSec, sb.Kubeconfig())
+`, callsPerSec, sb.Kubeconfig(), demoTarget)
 	<-ctx.Done()
 	fmt.Println("\nStopping the sandbox…")
 	return nil

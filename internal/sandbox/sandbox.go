@@ -1,8 +1,8 @@
 // Package sandbox runs a local Kubernetes with the mesh in it, without Docker or a cluster: the
-// real kube-apiserver and etcd (internal/testenv), kube-controller-manager and kwok for pods
-// (internal/testcluster), a local process per demo pod on the pod's own IP (internal/podnet makes
-// pod IPs local), a real Prometheus scraping the pods, and the Sluice operator. cmd/sluice-sandbox
-// drives it (make demo, make sandbox).
+// real kube-apiserver and etcd (internal/testenv), kube-controller-manager, kube-scheduler and
+// kwok for pods (internal/testcluster), a local process per demo pod on the pod's own IP
+// (internal/podnet makes pod IPs local), a real Prometheus scraping the pods, cert-manager, and
+// the Sluice operator. cmd/sluice-sandbox drives it (make demo, make sandbox, exec).
 package sandbox
 
 import (
@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/sluice-mesh/sluice/internal/manager"
+	"github.com/sluice-mesh/sluice/internal/remoteexec"
 	"github.com/sluice-mesh/sluice/internal/testcertmanager"
 	"github.com/sluice-mesh/sluice/internal/testcluster"
 	"github.com/sluice-mesh/sluice/internal/testenv"
@@ -51,6 +52,10 @@ type Options struct {
 	APIServerListener net.Listener
 	// Log receives the sandbox's own messages (pods started and stopped, problems).
 	Log io.Writer
+	// ClientBootstrap is written to StateDir/grpc-bootstrap.json, for a user's proxyless gRPC
+	// client inside the sandbox (sluice-sandbox exec); when empty, one with the operator's
+	// address and no identity.
+	ClientBootstrap []byte
 }
 
 // Sandbox is a running sandbox.
@@ -67,6 +72,7 @@ type Sandbox struct {
 	opLog   *os.File
 	pods    *testcluster.Runtime
 	proxy   *hostProxy
+	execs   *remoteexec.Server
 }
 
 // Start starts every part and returns once the mesh is ready for workloads. Call Stop when done,
@@ -105,7 +111,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		return nil, err
 	}
 	s.Client = s.Env.Client
-	if err := step("kube-controller-manager and kwok (one node)", func() (err error) {
+	if err := step("kube-controller-manager, kube-scheduler, kwok", func() (err error) {
 		s.Cluster, err = testcluster.New(ctx, s.Env, testcluster.Options{})
 		return err
 	}); err != nil {
@@ -145,6 +151,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	if err := s.writeState(); err != nil {
 		return nil, err
 	}
+	s.serveExec()
 	return s, nil
 }
 
@@ -163,15 +170,19 @@ func (s *Sandbox) writeState() error {
 	if err := os.WriteFile(filepath.Join(s.opts.StateDir, "kubeconfig"), kubeconfig, 0o600); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(s.opts.StateDir, "grpc-bootstrap.json"),
-		testmesh.Bootstrap(XDSAddr, "grpc~127.0.0.1~sandbox-client~default.svc.cluster.local"), 0o644)
+	bootstrap := s.opts.ClientBootstrap
+	if len(bootstrap) == 0 {
+		bootstrap = testmesh.Bootstrap(XDSAddr, "grpc~127.0.0.1~sandbox-client~default.svc.cluster.local")
+	}
+	return os.WriteFile(filepath.Join(s.opts.StateDir, "grpc-bootstrap.json"), bootstrap, 0o644)
 }
 
 // Kubeconfig is the path of the kubeconfig file for the sandbox's API server.
 func (s *Sandbox) Kubeconfig() string { return filepath.Join(s.opts.StateDir, "kubeconfig") }
 
-// Stop stops every part, the pods first.
+// Stop stops every part, the users' programs and the pods first.
 func (s *Sandbox) Stop() {
+	s.stopExecs()
 	if s.pods != nil {
 		s.pods.Stop()
 	}

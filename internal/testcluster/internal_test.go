@@ -94,6 +94,45 @@ func TestRuntimeIPTakenOver(t *testing.T) {
 	}
 }
 
+// TestRuntimeIPGivenTwice: a pod gets the IP of a pod that the watch says still runs: the runtime
+// reports it (and still starts the new pod's server, stopping the old one).
+func TestRuntimeIPGivenTwice(t *testing.T) {
+	store := cache.NewStore(cache.MetaNamespaceKeyFunc)
+	c := &Cluster{serving: map[string]*runningPod{}, podStore: store}
+	var log []string
+	r := fakeRuntime(t, c, "", &log)
+	var reported []string
+	r.errorf = func(format string, args ...any) { reported = append(reported, fmt.Sprintf(format, args...)) }
+
+	first := pod("a", "first", "192.0.2.7", corev1.PodRunning)
+	second := pod("b", "second", "192.0.2.7", corev1.PodRunning)
+	for _, p := range []*corev1.Pod{first, second} {
+		if err := store.Add(p); err != nil {
+			t.Fatal(err)
+		}
+		r.sync(p, false)
+	}
+	want := []string{"testcluster: pods a/first and b/second both have IP 192.0.2.7"}
+	if !slices.Equal(reported, want) {
+		t.Errorf("reported %q, want %q", reported, want)
+	}
+	if want := []string{"start first 192.0.2.7", "stop first", "start second 192.0.2.7"}; !slices.Equal(log, want) {
+		t.Errorf("got %q, want %q", log, want)
+	}
+
+	// A pod terminating in the watch may hand its IP on: nothing more to report.
+	terminating := second.DeepCopy()
+	terminating.DeletionTimestamp = &metav1.Time{}
+	if err := store.Update(terminating); err != nil {
+		t.Fatal(err)
+	}
+	third := pod("c", "third", "192.0.2.7", corev1.PodRunning)
+	r.sync(third, false)
+	if len(reported) != 1 {
+		t.Errorf("reported %q after a terminating pod's IP was reused, want only the first report", reported)
+	}
+}
+
 func TestCheckPodCIDR(t *testing.T) {
 	for _, ok := range []string{"192.0.2.0/24", "192.0.2.128/25", "192.0.2.64/26"} {
 		if err := checkPodCIDR(ok); err != nil {

@@ -189,7 +189,11 @@ func (r *Runtime) sync(obj any, deleted bool) {
 func (r *Runtime) run(pod *corev1.Pod) {
 	ip := pod.Status.PodIP
 	if previous := r.c.serving[ip]; previous != nil {
-		// The pod that had this IP is gone: its events are still on their way.
+		// The pod that had this IP is gone: its events are still on their way. Unless the watch
+		// says it still runs: then kwok gave one IP to two pods.
+		if r.c.stillRuns(previous) {
+			r.errorf("testcluster: pods %s and %s/%s both have IP %s", previous.key, pod.Namespace, pod.Name, ip)
+		}
 		previous.halt()
 	}
 	ctx, cancel := context.WithCancel(r.ctx)
@@ -209,6 +213,17 @@ func (r *Runtime) run(pod *corev1.Pod) {
 			r.errorf("testcluster: marking pod %s/%s Ready: %v", pod.Namespace, pod.Name, err)
 		}
 	}
+}
+
+// stillRuns says whether the pod watch, which is never behind the event being handled, has p's pod
+// running with p's IP.
+func (c *Cluster) stillRuns(p *runningPod) bool {
+	if c.podStore == nil {
+		return false
+	}
+	obj, ok, _ := c.podStore.GetByKey(p.key)
+	pod, _ := obj.(*corev1.Pod)
+	return ok && pod != nil && pod.UID == p.uid && shouldRun(pod) && pod.Status.PodIP == p.ip
 }
 
 func shouldRun(pod *corev1.Pod) bool {

@@ -6,9 +6,9 @@
 //     endpointslice and garbage-collector controllers;
 //   - kwok (built by hack/kwok.sh), which plays the kubelet of one fake node: it gives the pods on
 //     it their status and a pod IP in 192.0.2.0/24 (TEST-NET-1), and deletes terminating pods;
-//   - in the test process, a scheduler that binds every unscheduled pod to that node, and a pod
-//     runtime (RunPods) that starts a test's server for each running pod and stops it when the pod
-//     goes.
+//   - kube-scheduler (built by hack/envtest.sh), which binds the pods to that node;
+//   - in the test process, a pod runtime (RunPods) that starts a test's server for each running
+//     pod and stops it when the pod goes.
 //
 // The API server refuses loopback addresses in EndpointSlices and tests may only send traffic to
 // loopback, so a pod with IP 192.0.2.N has its server listen on 127.0.0.N (LoopbackFor), and test
@@ -90,8 +90,8 @@ type Options struct {
 	Verbosity int
 }
 
-// Cluster is a running kube-controller-manager and kwok against a test API server, with one fake
-// node.
+// Cluster is a running kube-controller-manager, kube-scheduler and kwok against a test API
+// server, with one fake node.
 type Cluster struct {
 	env         *testenv.Env
 	opts        Options
@@ -101,9 +101,7 @@ type Cluster struct {
 
 	controllerManager *proc.Process
 	kwok              *proc.Process
-
-	stopScheduler context.CancelFunc
-	schedulerDone chan struct{}
+	scheduler         *proc.Process
 
 	podStore     cache.Store // the pods on the node
 	stopPodWatch context.CancelFunc
@@ -156,8 +154,8 @@ func Start(t testing.TB, env *testenv.Env, opts Options) *Cluster {
 	return c
 }
 
-// New runs kube-controller-manager and kwok against env's API server, creates the fake node and
-// returns once kwok has made it Ready; ctx bounds the start only. Call Stop when done. One
+// New runs kube-controller-manager, kwok and kube-scheduler against env's API server, creates the
+// fake node and returns once kwok has made it Ready; ctx bounds the start only. Call Stop when done. One
 // Cluster at a time may run per env: two would run two sets of controllers against one API
 // server, and they would fight. A package whose tests share one Cluster starts it in TestMain.
 func New(ctx context.Context, env *testenv.Env, opts Options) (*Cluster, error) {
@@ -245,8 +243,14 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.startScheduler()
-	return nil
+	if err := c.untaintNode(ctx); err != nil {
+		return err
+	}
+	if err := c.warmIPPool(ctx); err != nil {
+		return err
+	}
+	c.scheduler, err = c.startScheduler()
+	return err
 }
 
 // NodeName is the fake node's name.
@@ -258,10 +262,10 @@ func (c *Cluster) PodCIDR() string { return c.opts.PodCIDR }
 // Clientset is a client-go clientset for the API server.
 func (c *Cluster) Clientset() kubernetes.Interface { return c.clientset }
 
-// Err says whether kube-controller-manager or kwok has exited; nil while both run.
+// Err says whether kube-controller-manager, kube-scheduler or kwok has exited; nil while all run.
 func (c *Cluster) Err() error {
 	var errs []error
-	for _, p := range []*proc.Process{c.controllerManager, c.kwok} {
+	for _, p := range c.processes() {
 		if p != nil {
 			errs = append(errs, p.ExitedEarly())
 		}
@@ -269,11 +273,16 @@ func (c *Cluster) Err() error {
 	return errors.Join(errs...)
 }
 
-// Logs returns the command lines and the last part of the output of kube-controller-manager and
-// kwok, for failure messages.
+// processes are the Cluster's processes, in the order they start.
+func (c *Cluster) processes() []*proc.Process {
+	return []*proc.Process{c.controllerManager, c.kwok, c.scheduler}
+}
+
+// Logs returns the command lines and the last part of the output of kube-controller-manager,
+// kwok and kube-scheduler, for failure messages.
 func (c *Cluster) Logs() string {
 	var b strings.Builder
-	for _, p := range []*proc.Process{c.controllerManager, c.kwok} {
+	for _, p := range c.processes() {
 		if p == nil {
 			continue
 		}
@@ -393,46 +402,7 @@ func nodeReady(node *corev1.Node) bool {
 	return false
 }
 
-// startScheduler binds every unscheduled pod that asks for the default scheduler to the node, as
-// kube-scheduler would with one node and no constraints.
-func (c *Cluster) startScheduler() {
-	ctx, cancel := context.WithCancel(context.Background())
-	c.stopScheduler = cancel
-	c.schedulerDone = make(chan struct{})
-	lw := c.podListWatch(metav1.NamespaceAll, fields.OneTermEqualSelector("spec.nodeName", ""))
-	bind := func(obj any) {
-		pod, ok := obj.(*corev1.Pod)
-		if !ok || pod.Spec.NodeName != "" || pod.DeletionTimestamp != nil ||
-			(pod.Spec.SchedulerName != "" && pod.Spec.SchedulerName != corev1.DefaultSchedulerName) {
-			return
-		}
-		binding := &corev1.Binding{
-			ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
-			Target:     corev1.ObjectReference{Kind: "Node", Name: c.opts.NodeName},
-		}
-		for attempt := 0; attempt < 5 && ctx.Err() == nil; attempt++ {
-			err := c.clientset.CoreV1().Pods(pod.Namespace).Bind(ctx, binding, metav1.CreateOptions{})
-			if err == nil || apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-				return
-			}
-			time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
-		}
-	}
-	_, informer := cache.NewInformerWithOptions(cache.InformerOptions{
-		ListerWatcher: lw,
-		ObjectType:    &corev1.Pod{},
-		Handler: cache.ResourceEventHandlerFuncs{
-			AddFunc:    bind,
-			UpdateFunc: func(_, obj any) { bind(obj) },
-		},
-	})
-	go func() {
-		defer close(c.schedulerDone)
-		informer.RunWithContext(ctx)
-	}()
-}
-
-// Stop ends the pod runtimes, the scheduler and both processes, deletes the node and removes the
+// Stop ends the pod runtimes and the processes, deletes the node and removes the
 // temporary files. It returns an error when a process had exited before (with its output), or
 // when the node cannot be deleted. It is safe to call more than once.
 func (c *Cluster) Stop() error {
@@ -452,20 +422,15 @@ func (c *Cluster) stop() error {
 	for _, r := range runtimes {
 		r.Stop()
 	}
-	for _, w := range []struct {
-		stop context.CancelFunc
-		done chan struct{}
-	}{{c.stopScheduler, c.schedulerDone}, {c.stopPodWatch, c.podWatchDone}} {
-		if w.stop != nil {
-			w.stop()
-			<-w.done
-		}
+	if c.stopPodWatch != nil {
+		c.stopPodWatch()
+		<-c.podWatchDone
 	}
 	var errs []error
 	if err := c.Err(); err != nil {
 		errs = append(errs, fmt.Errorf("%w\n%s", err, c.Logs()))
 	}
-	for _, p := range []*proc.Process{c.kwok, c.controllerManager} {
+	for _, p := range slices.Backward(c.processes()) {
 		if p != nil {
 			p.Stop(10 * time.Second)
 		}

@@ -67,7 +67,8 @@ func TestDemo(t *testing.T) {
 }
 
 // sandbox-up returns once the sandbox is ready; kubectl outside reaches it and sees the demo's
-// resources; sandbox-down stops every process.
+// resources; a user's own proxyless gRPC client run with exec calls the greeter over mutual TLS;
+// sandbox-down stops every process.
 func TestSandboxUpAndDown(t *testing.T) {
 	sandbox := build(t)
 	state := t.TempDir()
@@ -103,10 +104,27 @@ func TestSandboxUpAndDown(t *testing.T) {
 		}
 	}
 
+	// The demo app's client, as a user's own program, with the sandbox's grpc-bootstrap.json.
+	call := run("exec", "--", filepath.Join(filepath.Dir(sandbox), "demoapp"), "call", "-n", "3",
+		"xds:///greeter.demo.svc.cluster.local:8080")
+	t.Logf("exec -- demoapp call -n 3:\n%s", call)
+	for _, want := range []string{
+		"3/3 answered",
+		"(version v1), seeing the caller as spiffe://cluster.local/ns/demo/sa/loadgen", // mutual TLS
+	} {
+		if !strings.Contains(call, want) {
+			t.Errorf("exec -- demoapp call lacks %q:\n%s", want, call)
+		}
+	}
+
 	run("down")
 	// Every process of the sandbox was in its session: none may be left.
 	if left := sessionMembers(pid); len(left) > 0 {
 		t.Errorf("processes left after sandbox-down: %v", left)
+	}
+	out, err = exec.Command(sandbox, "-state", state, "exec", "--", "true").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "no sandbox runs") {
+		t.Errorf("exec after sandbox-down: %v, %s; want an error saying no sandbox runs", err, out)
 	}
 }
 
