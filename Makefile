@@ -50,6 +50,10 @@ verify-generated: ## Fail when `make manifests generate` would change generated 
 		echo "generated files were stale: they are regenerated now, commit them"; exit 1; \
 	fi
 
+.PHONY: verify-tracked-files
+verify-tracked-files: ## Fail when git tracks a binary or a file over 1 MiB.
+	@hack/verify-tracked-files.sh
+
 .PHONY: fmt
 fmt: ## Format the code.
 	go fmt ./...
@@ -83,7 +87,7 @@ cert-manager: ## Build (once) cert-manager's controllers for tests and print the
 ##@ Test
 
 .PHONY: test
-test: lint vet verify-generated bundle-validate ## Run every check and test (what CI runs).
+test: verify-tracked-files lint vet verify-generated bundle-validate ## Run every check and test (what CI runs).
 	cd hack/bundle && go test ./... $(GOTEST_FLAGS)
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" PROMETHEUS_BINARY="$$(hack/prometheus.sh)" KWOK_BINARY="$$(hack/kwok.sh)" CERT_MANAGER_DIR="$$(hack/cert-manager.sh)" go test ./... $(GOTEST_FLAGS)
 
