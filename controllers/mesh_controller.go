@@ -70,6 +70,8 @@ var meshRequest = reconcile.Request{NamespacedName: client.ObjectKey{Name: "mesh
 // The manager's cache lists and watches only the Secrets labelled mesh.sluice.dev/identity (RBAC
 // cannot say so): the workload certificates served over SDS.
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// Trust bundle ConfigMaps (the cache holds only the labelled ones Sluice writes).
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 // +kubebuilder:rbac:groups=mesh.sluice.dev,resources=rollouts;trafficpolicies;zerotrusts,verbs=get;list;watch
 
@@ -158,6 +160,14 @@ func (r *MeshReconciler) gather(ctx context.Context) (*resources.Resources, erro
 	for i := range secrets.Items {
 		res.Secrets = append(res.Secrets, &secrets.Items[i])
 	}
+	// The trust bundles the leader keeps: Envoy's bundles keep the roots they retain.
+	var bundles corev1.ConfigMapList
+	if err := r.Reader.List(ctx, &bundles, trustBundleLabels); err != nil {
+		return nil, fmt.Errorf("listing trust bundle ConfigMaps: %w", err)
+	}
+	for i := range bundles.Items {
+		res.TrustBundles = append(res.TrustBundles, &bundles.Items[i])
+	}
 	for i := range services.Items {
 		res.Services = append(res.Services, &services.Items[i])
 	}
@@ -222,6 +232,8 @@ func (r *MeshReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&meshv1alpha1.ZeroTrust{}, trigger, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		// Identity Secrets only (the cache selects them by label): a renewal is pushed over SDS.
 		Watches(&corev1.Secret{}, trigger, builder.WithPredicates(identitySecret)).
+		// The leader's trust bundles: a retained root leaves Envoy's bundle when it leaves them.
+		Watches(&corev1.ConfigMap{}, trigger, builder.WithPredicates(trustBundle)).
 		Complete(r)
 }
 
@@ -230,6 +242,14 @@ func ptrFalse() *bool { f := false; return &f }
 // identitySecret passes the events of workload identity Secrets.
 var identitySecret = predicate.NewPredicateFuncs(func(o client.Object) bool {
 	return o.GetLabels()[zerotrust.LabelIdentity] == "true"
+})
+
+// trustBundleLabels select the trust bundle ConfigMaps the leader writes.
+var trustBundleLabels = client.MatchingLabels{zerotrust.LabelComponent: zerotrust.ComponentTrustBundle, zerotrust.LabelManagedBy: zerotrust.ManagedBy}
+
+// trustBundle passes the events of trust bundle ConfigMaps.
+var trustBundle = predicate.NewPredicateFuncs(func(o client.Object) bool {
+	return o.GetLabels()[zerotrust.LabelComponent] == zerotrust.ComponentTrustBundle
 })
 
 // allSources lists every object the translation used or reported on.

@@ -58,7 +58,7 @@ func (r *TrustBundleReconciler) Reconcile(ctx context.Context, _ reconcile.Reque
 		return reconcile.Result{}, fmt.Errorf("listing identity Secrets: %w", err)
 	}
 	var cms corev1.ConfigMapList
-	if err := r.Client.List(ctx, &cms, client.MatchingLabels{zerotrust.LabelComponent: zerotrust.ComponentTrustBundle, zerotrust.LabelManagedBy: zerotrust.ManagedBy}); err != nil {
+	if err := r.Client.List(ctx, &cms, trustBundleLabels); err != nil {
 		return reconcile.Result{}, fmt.Errorf("listing trust bundle ConfigMaps: %w", err)
 	}
 	in := zerotrust.TrustBundleInput{
@@ -139,6 +139,6 @@ func (r *TrustBundleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&meshv1alpha1.ZeroTrust{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Pod{}, all, builder.WithPredicates(podCoverageChanged())).
 		Watches(&corev1.Secret{}, all, builder.WithPredicates(labelled(zerotrust.LabelIdentity, "true"))).
-		Watches(&corev1.ConfigMap{}, all, builder.WithPredicates(labelled(zerotrust.LabelComponent, zerotrust.ComponentTrustBundle))).
+		Watches(&corev1.ConfigMap{}, all, builder.WithPredicates(trustBundle)).
 		Complete(r)
 }

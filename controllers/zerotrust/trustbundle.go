@@ -85,19 +85,7 @@ func TrustBundles(in TrustBundleInput) (bundles map[string]TrustBundle, next tim
 		}
 		needs[id.Namespace][td] = true
 	}
-	roots := map[string]map[string][]byte{} // trust domain -> fingerprint -> DER
-	for _, s := range in.Secrets {
-		td, ok := trustDomainOf[types.NamespacedName{Namespace: s.Namespace, Name: s.Name}]
-		if !ok {
-			continue
-		}
-		if roots[td] == nil {
-			roots[td] = map[string][]byte{}
-		}
-		for _, der := range pemCertificates(s.CA) {
-			roots[td][Fingerprint(der)] = der
-		}
-	}
+	roots := TrustDomainRoots(in.Secrets, trustDomainOf)
 
 	bundles = map[string]TrustBundle{}
 	namespaces := maps.Clone(in.Current)
@@ -105,16 +93,12 @@ func TrustBundles(in TrustBundleInput) (bundles map[string]TrustBundle, next tim
 		namespaces[ns] = TrustBundle{}
 	}
 	for ns := range namespaces {
-		current := map[string][]byte{}
+		current := Roots{}
 		for td := range needs[ns] {
 			maps.Copy(current, roots[td])
 		}
 		b := TrustBundle{Namespace: ns}
-		held := map[string][]byte{}
-		for _, der := range in.Current[ns].Roots {
-			held[Fingerprint(der)] = der
-		}
-		for fp, der := range held {
+		for fp, der := range RootsOf(in.Current[ns].Roots) {
 			if _, ok := current[fp]; ok {
 				continue
 			}
@@ -138,12 +122,57 @@ func TrustBundles(in TrustBundleInput) (bundles map[string]TrustBundle, next tim
 		if len(current) == 0 {
 			continue
 		}
-		for _, fp := range slices.Sorted(maps.Keys(current)) {
-			b.Roots = append(b.Roots, current[fp])
-		}
+		b.Roots = current.Sorted()
 		bundles[ns] = b
 	}
 	return bundles, next
+}
+
+// Roots are CA certificates (DER) by Fingerprint.
+type Roots map[string][]byte
+
+// TrustDomainRoots computes every trust domain's roots: the distinct CA certificates of the
+// identity Secrets in use, by the trust domain of the identity each Secret is for. While a CA
+// rotates, some Secrets carry the old root and some the new one, and peers must be trusted either
+// way. trustDomainOf names each Secret in use (namespace and name) and its trust domain; any other
+// Secret is left out, so a stale Secret cannot keep an old root trusted forever. Both the trust
+// bundle ConfigMaps (TrustBundles) and Envoy's SDS bundles (xds/translate) come from it.
+func TrustDomainRoots(secrets []IdentitySecret, trustDomainOf map[types.NamespacedName]string) map[string]Roots {
+	roots := map[string]Roots{}
+	for _, s := range secrets {
+		td, ok := trustDomainOf[types.NamespacedName{Namespace: s.Namespace, Name: s.Name}]
+		if !ok {
+			continue
+		}
+		for _, der := range pemCertificates(s.CA) {
+			if roots[td] == nil {
+				roots[td] = Roots{}
+			}
+			roots[td][Fingerprint(der)] = der
+		}
+	}
+	return roots
+}
+
+// Sorted are the roots' DER sorted by fingerprint.
+func (r Roots) Sorted() [][]byte {
+	out := make([][]byte, 0, len(r))
+	for _, fp := range slices.Sorted(maps.Keys(r)) {
+		out = append(out, r[fp])
+	}
+	return out
+}
+
+// PEM is the roots as PEM certificates, sorted by fingerprint.
+func (r Roots) PEM() []byte { return pemOf(r.Sorted()...) }
+
+// RootsOf are the certificates of a bundle (DER) by fingerprint.
+func RootsOf(ders [][]byte) Roots {
+	r := Roots{}
+	for _, der := range ders {
+		r[Fingerprint(der)] = der
+	}
+	return r
 }
 
 // Fingerprint is the hex SHA-256 of a certificate's DER.
@@ -180,9 +209,12 @@ func Trusts(b TrustBundle, caPEM []byte) bool {
 }
 
 // PEM is the bundle's ca.crt.
-func (b TrustBundle) PEM() []byte {
+func (b TrustBundle) PEM() []byte { return pemOf(b.Roots...) }
+
+// pemOf encodes certificates (DER) as PEM, in their order.
+func pemOf(ders ...[]byte) []byte {
 	var buf bytes.Buffer
-	for _, der := range b.Roots {
+	for _, der := range ders {
 		_ = pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: der})
 	}
 	return buf.Bytes()

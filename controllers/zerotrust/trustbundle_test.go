@@ -1,7 +1,6 @@
 package zerotrust
 
 import (
-	"encoding/pem"
 	"maps"
 	"slices"
 	"testing"
@@ -18,14 +17,6 @@ var (
 	newRoot   = []byte("new root")
 	otherRoot = []byte("partner root")
 )
-
-func pemOf(ders ...[]byte) []byte {
-	var out []byte
-	for _, der := range ders {
-		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
-	}
-	return out
-}
 
 func secret(ns, sa string, roots ...[]byte) IdentitySecret {
 	return IdentitySecret{Namespace: ns, Name: CertificateName(sa), CA: pemOf(roots...)}

@@ -36,7 +36,8 @@ const rotationTrustDomain = "rotation.test"
 // namespace's trust bundle (ConfigMap sluice-trust-bundle), in the other only their own Secret's
 // ca.crt. No call may fail with the bundle; with ca.crt alone the calls between a renewed and a
 // not yet renewed workload fail. Once no Secret carries the old root, the bundle keeps it for the
-// retention (TestMain sets it to rotationRetention), then drops it.
+// retention (TestMain sets it to rotationRetention), then drops it; so does the trust bundle
+// Envoy sidecars get over SDS, at the same time.
 func TestTrustBundleCARotation(t *testing.T) {
 	if podnetErr != nil {
 		t.Skip(podnetErr)
@@ -64,6 +65,7 @@ func TestTrustBundleCARotation(t *testing.T) {
 			m.load.stop()
 		}
 	}()
+	sds := watchSDSBundle(t, rotationTrustDomain)
 	time.Sleep(time.Second) // calls on the old CA
 
 	// The rotation, as an operator of the mesh does it.
@@ -102,6 +104,26 @@ func TestTrustBundleCARotation(t *testing.T) {
 		dropped.Sub(renewedAll).Round(time.Millisecond), rotationRetention, retained.Sub(renewedAll).Round(time.Millisecond))
 	if dropped.Sub(renewedAll) < rotationRetention-time.Second {
 		t.Errorf("the old root was dropped %v after the last renewal, before the retention (%v)", dropped.Sub(renewedAll), rotationRetention)
+	}
+	// Envoy's bundle: both roots during the rotation, the old one retained as long as the
+	// ConfigMaps retain it, then dropped for good.
+	testmesh.Eventually(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if at, _ := sds.droppedAt(oldCA); at.IsZero() {
+			return fmt.Errorf("the SDS trust bundle still holds the old root")
+		}
+		return nil
+	})
+	sdsDropped, back := sds.droppedAt(oldCA)
+	t.Logf("the old root left the SDS trust bundle %v after the last Secret lost it (%v after the ConfigMap's)",
+		sdsDropped.Sub(renewedAll).Round(time.Millisecond), sdsDropped.Sub(dropped).Round(time.Millisecond))
+	if sdsDropped.Sub(renewedAll) < rotationRetention-time.Second {
+		t.Errorf("the SDS trust bundle dropped the old root %v after the last renewal, before the retention (%v)", sdsDropped.Sub(renewedAll), rotationRetention)
+	}
+	if back {
+		t.Error("the SDS trust bundle held the old root again after dropping it")
+	}
+	if !sds.heldBoth(oldCA, newCA) {
+		t.Error("the SDS trust bundle never held both roots")
 	}
 
 	failed := map[string]int{}

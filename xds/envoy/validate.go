@@ -17,6 +17,7 @@ import (
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // Validate checks every resource against its protoc-gen-validate rules (ValidateAll, also on the
@@ -280,14 +281,10 @@ func (x *extractor) listener(f Flavour, name string, l *listenerv3.Listener) {
 		x.check(hw, h.hcm.ValidateAll())
 		for _, f := range h.hcm.GetHttpFilters() {
 			// protoc-gen-validate does not look inside Any: the RBAC rules are checked here.
-			cfg := &rbacv3.RBAC{}
-			if tc := f.GetTypedConfig(); tc == nil || !tc.MessageIs(cfg) {
-				continue
-			} else if err := tc.UnmarshalTo(cfg); err != nil {
-				x.fail("%s HTTP filter %q: %w", hw, f.GetName(), err)
-				continue
+			fw := fmt.Sprintf("%s HTTP filter %q", hw, f.GetName())
+			if cfg := (&rbacv3.RBAC{}); x.unpack(fw, f.GetTypedConfig(), cfg) {
+				x.check(fw, cfg.ValidateAll())
 			}
-			x.check(fmt.Sprintf("%s HTTP filter %q", hw, f.GetName()), cfg.ValidateAll())
 		}
 		switch rs := h.hcm.GetRouteSpecifier().(type) {
 		case *hcmv3.HttpConnectionManager_Rds:
@@ -308,10 +305,7 @@ func (x *extractor) listener(f Flavour, name string, l *listenerv3.Listener) {
 		for _, f := range fc.GetFilters() {
 			x.networkRBAC(fw, f)
 			tp := &tcpproxyv3.TcpProxy{}
-			if tc := f.GetTypedConfig(); tc == nil || !tc.MessageIs(tp) {
-				continue
-			} else if err := tc.UnmarshalTo(tp); err != nil {
-				x.fail("%s filter %q: %w", fw, f.GetName(), err)
+			if !x.unpack(fmt.Sprintf("%s filter %q", fw, f.GetName()), f.GetTypedConfig(), tp) {
 				continue
 			}
 			x.check(fw+" tcp_proxy", tp.ValidateAll())
@@ -346,14 +340,23 @@ func (x *extractor) distinctMatches(where string, chains []*listenerv3.FilterCha
 // networkRBAC checks the rules of a network RBAC filter, which protoc-gen-validate does not see
 // inside Any.
 func (x *extractor) networkRBAC(where string, f *listenerv3.Filter) {
-	cfg := &netrbacv3.RBAC{}
-	if tc := f.GetTypedConfig(); tc == nil || !tc.MessageIs(cfg) {
-		return
-	} else if err := tc.UnmarshalTo(cfg); err != nil {
-		x.fail("%s filter %q: %w", where, f.GetName(), err)
-		return
+	fw := fmt.Sprintf("%s filter %q", where, f.GetName())
+	if cfg := (&netrbacv3.RBAC{}); x.unpack(fw, f.GetTypedConfig(), cfg) {
+		x.check(fw, cfg.ValidateAll())
 	}
-	x.check(fmt.Sprintf("%s filter %q", where, f.GetName()), cfg.ValidateAll())
+}
+
+// unpack decodes tc into m when tc holds m's type; false when it holds another type or nothing,
+// or when it does not decode (a failure of where).
+func (x *extractor) unpack(where string, tc *anypb.Any, m proto.Message) bool {
+	if tc == nil || !tc.MessageIs(m) {
+		return false
+	}
+	if err := tc.UnmarshalTo(m); err != nil {
+		x.fail("%s: %w", where, err)
+		return false
+	}
+	return true
 }
 
 // routeClusters checks every cluster the routes send to or mirror to.
@@ -380,10 +383,7 @@ func (x *extractor) routeClusters(where string, rc *routev3.RouteConfiguration) 
 // tracerCluster checks the collector cluster of an OpenTelemetry tracer.
 func (x *extractor) tracerCluster(where string, p *tracev3.Tracing_Http) {
 	otel := &tracev3.OpenTelemetryConfig{}
-	if tc := p.GetTypedConfig(); tc == nil || !tc.MessageIs(otel) {
-		return
-	} else if err := tc.UnmarshalTo(otel); err != nil {
-		x.fail("%s tracing: %w", where, err)
+	if !x.unpack(where+" tracing", p.GetTypedConfig(), otel) {
 		return
 	}
 	if c := otel.GetGrpcService().GetEnvoyGrpc().GetClusterName(); c != "" {
@@ -395,10 +395,6 @@ func (x *extractor) tracerCluster(where string, p *tracev3.Tracing_Http) {
 // referenced without a config source are static ones from the bootstrap, not ours; the SDS server
 // resolves WorkloadSecret and the trust bundles per node, so they need not be in the snapshot.
 func (x *extractor) transportSocketSecrets(where string, ts *corev3.TransportSocket, downstream bool) {
-	tc := ts.GetTypedConfig()
-	if tc == nil {
-		return
-	}
 	// Both TLS contexts wrap a CommonTlsContext, which holds the SDS references.
 	var ctx interface {
 		proto.Message
@@ -408,11 +404,7 @@ func (x *extractor) transportSocketSecrets(where string, ts *corev3.TransportSoc
 	if downstream {
 		ctx = &tlsv3.DownstreamTlsContext{}
 	}
-	if !tc.MessageIs(ctx) {
-		return
-	}
-	if err := tc.UnmarshalTo(ctx); err != nil {
-		x.fail("%s transport socket: %w", where, err)
+	if !x.unpack(where+" transport socket", ts.GetTypedConfig(), ctx) {
 		return
 	}
 	x.check(where+" transport socket", ctx.ValidateAll())

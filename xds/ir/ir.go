@@ -35,8 +35,10 @@ type Identity struct {
 // TrustBundle is what peers of one trust domain are verified against.
 type TrustBundle struct {
 	TrustDomain string `json:"trustDomain"`
-	// CACertificates are PEM certificates: the distinct ca.crt certificates of the trust domain's
-	// identities in use (during a CA rotation both the old and the new root).
+	// CACertificates are PEM certificates, sorted by fingerprint: the distinct ca.crt certificates
+	// of the trust domain's identities in use (during a CA rotation both the old and the new root)
+	// and the roots the leader still retains in the trust bundle ConfigMaps of the namespaces that
+	// use it (zerotrust.TrustDomainBundles).
 	CACertificates string `json:"caCertificates"`
 }
 

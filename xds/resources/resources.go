@@ -30,6 +30,9 @@ type Resources struct {
 	// Secrets are the workload identity Secrets (label mesh.sluice.dev/identity), with only their
 	// tls.crt, tls.key and ca.crt.
 	Secrets []*corev1.Secret
+	// TrustBundles are the trust bundle ConfigMaps the leader keeps (zerotrust.TrustBundleName):
+	// the roots they retain after a CA rotation stay in Envoy's bundles too.
+	TrustBundles []*corev1.ConfigMap
 	// OperatorNamespace is the operator's own namespace: a ZeroTrust there with an empty selector
 	// covers the whole mesh.
 	OperatorNamespace string
@@ -52,6 +55,8 @@ func (r *Resources) Add(obj runtime.Object) error {
 		r.ZeroTrusts = append(r.ZeroTrusts, o)
 	case *corev1.Secret:
 		r.Secrets = append(r.Secrets, o)
+	case *corev1.ConfigMap:
+		r.TrustBundles = append(r.TrustBundles, o)
 	default:
 		return fmt.Errorf("resources: %T is not an object the translation reads", obj)
 	}

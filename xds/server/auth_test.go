@@ -138,21 +138,7 @@ func ended(t *testing.T, errs <-chan error, code codes.Code, says string) {
 
 func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if labelsMatch(m, labels) {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	return metricOf(t, reg, name, labels).GetCounter().GetValue()
 }
 
 // A client without a certificate, or with one of another CA, does not get through the handshake.

@@ -319,6 +319,13 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // histogramCount is the number of observations of a histogram with the given labels.
 func histogramCount(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) uint64 {
 	t.Helper()
+	return metricOf(t, reg, name, labels).GetHistogram().GetSampleCount()
+}
+
+// metricOf is the series of the metric name with the given labels; nil when there is none (its
+// getters then read zero).
+func metricOf(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) *dto.Metric {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -329,11 +336,11 @@ func histogramCount(t *testing.T, reg *prometheus.Registry, name string, labels 
 		}
 		for _, m := range mf.GetMetric() {
 			if labelsMatch(m, labels) {
-				return m.GetHistogram().GetSampleCount()
+				return m
 			}
 		}
 	}
-	return 0
+	return nil
 }
 
 func labelsMatch(m *dto.Metric, want map[string]string) bool {

@@ -2,11 +2,12 @@ package translate
 
 import (
 	"bytes"
-	"encoding/pem"
+	"maps"
+	"slices"
 	"sort"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/sluice-mesh/sluice/controllers/zerotrust"
 	"github.com/sluice-mesh/sluice/xds/ir"
@@ -19,42 +20,47 @@ const (
 	SecretKeyCA          = "ca.crt"
 )
 
-// secretKey is a Secret's namespace and name.
-type secretKey struct{ namespace, name string }
-
 // identityInUse is one identity some covered pod uses, and where its Secret is.
 type identityInUse struct {
 	spiffeID, trustDomain string
-	secret                secretKey
+	secret                types.NamespacedName
 	serviceAccount        string
 }
 
 // identitiesAndBundles lists the certificates of the identities the covered pods use (those
-// whose identity Secret exists and holds a certificate and a key) and, per trust domain, the
-// distinct CA certificates of those identities: while a CA rotates, some Secrets carry the old
-// root and some the new one, and peers must be trusted either way.
-func identitiesAndBundles(pods []*corev1.Pod, secrets []*corev1.Secret, security func(*corev1.Pod) podSecurity) ([]ir.Identity, []ir.TrustBundle) {
+// whose identity Secret exists and holds a certificate and a key) and each trust domain's bundle:
+// the distinct CA certificates of those identities plus the roots the leader retains in the
+// trust bundle ConfigMaps (zerotrust.TrustDomainBundles), so Envoy trusts what the proxyless
+// workloads' files trust, on every replica.
+func identitiesAndBundles(pods []*corev1.Pod, secrets []*corev1.Secret, configMaps []*corev1.ConfigMap, security func(*corev1.Pod) podSecurity) ([]ir.Identity, []ir.TrustBundle) {
 	inUse := map[string]identityInUse{}
+	uses := map[string]map[string]bool{} // namespace → trust domains
 	for _, pod := range pods {
 		sec := security(pod)
 		if sec.zt == nil || sec.identity == "" {
 			continue
 		}
 		sa := serviceAccountOf(pod)
+		td := zerotrust.TrustDomain(sec.zt)
 		inUse[sec.identity] = identityInUse{
 			spiffeID:       sec.identity,
-			trustDomain:    zerotrust.TrustDomain(sec.zt),
-			secret:         secretKey{pod.Namespace, zerotrust.CertificateName(sa)},
+			trustDomain:    td,
+			secret:         types.NamespacedName{Namespace: pod.Namespace, Name: zerotrust.CertificateName(sa)},
 			serviceAccount: sa,
 		}
+		if uses[pod.Namespace] == nil {
+			uses[pod.Namespace] = map[string]bool{}
+		}
+		uses[pod.Namespace][td] = true
 	}
-	byKey := map[secretKey]*corev1.Secret{}
+	byKey := map[types.NamespacedName]*corev1.Secret{}
 	for _, s := range secrets {
-		byKey[secretKey{s.Namespace, s.Name}] = s
+		byKey[types.NamespacedName{Namespace: s.Namespace, Name: s.Name}] = s
 	}
 
 	var identities []ir.Identity
-	cas := map[string]map[string][]byte{} // trust domain → DER → PEM block
+	var issued []zerotrust.IdentitySecret
+	trustDomainOf := map[types.NamespacedName]string{}
 	for _, id := range inUse {
 		s := byKey[id.secret]
 		if !isIdentitySecret(s, id.serviceAccount) {
@@ -66,32 +72,22 @@ func identitiesAndBundles(pods []*corev1.Pod, secrets []*corev1.Secret, security
 			PrivateKey:       ir.SecretText(s.Data[SecretKeyPrivateKey]),
 			Source:           refOf("Secret", s.Namespace, s.Name),
 		})
-		if cas[id.trustDomain] == nil {
-			cas[id.trustDomain] = map[string][]byte{}
-		}
-		for _, block := range pemCertificates(s.Data[SecretKeyCA]) {
-			cas[id.trustDomain][string(block.Bytes)] = pem.EncodeToMemory(block)
-		}
+		issued = append(issued, zerotrust.IdentitySecret{Namespace: s.Namespace, Name: s.Name, CA: s.Data[SecretKeyCA]})
+		trustDomainOf[id.secret] = id.trustDomain
 	}
 	sort.Slice(identities, func(i, j int) bool { return identities[i].SPIFFEID < identities[j].SPIFFEID })
 
-	var bundles []ir.TrustBundle
-	for td, certs := range cas {
-		if len(certs) == 0 {
-			continue
+	held := map[string]zerotrust.TrustBundle{}
+	for _, cm := range configMaps {
+		if cm.Name == zerotrust.TrustBundleName && cm.Labels[zerotrust.LabelComponent] == zerotrust.ComponentTrustBundle {
+			held[cm.Namespace] = zerotrust.TrustBundleOf(cm)
 		}
-		ders := make([]string, 0, len(certs))
-		for der := range certs {
-			ders = append(ders, der)
-		}
-		sort.Strings(ders)
-		var b strings.Builder
-		for _, der := range ders {
-			b.Write(certs[der])
-		}
-		bundles = append(bundles, ir.TrustBundle{TrustDomain: td, CACertificates: b.String()})
 	}
-	sort.Slice(bundles, func(i, j int) bool { return bundles[i].TrustDomain < bundles[j].TrustDomain })
+	roots := zerotrust.TrustDomainBundles(zerotrust.TrustDomainRoots(issued, trustDomainOf), uses, held)
+	var bundles []ir.TrustBundle
+	for _, td := range slices.Sorted(maps.Keys(roots)) {
+		bundles = append(bundles, ir.TrustBundle{TrustDomain: td, CACertificates: string(roots[td].PEM())})
+	}
 	return identities, bundles
 }
 
@@ -102,19 +98,4 @@ func isIdentitySecret(s *corev1.Secret, serviceAccount string) bool {
 	return s != nil && s.Labels[zerotrust.LabelIdentity] == "true" &&
 		s.Labels[zerotrust.LabelServiceAccount] == serviceAccount &&
 		len(bytes.TrimSpace(s.Data[SecretKeyCertificate])) > 0 && len(bytes.TrimSpace(s.Data[SecretKeyPrivateKey])) > 0
-}
-
-// pemCertificates are the CERTIFICATE blocks of a PEM bundle; anything else in it is skipped.
-func pemCertificates(data []byte) []*pem.Block {
-	var out []*pem.Block
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			return out
-		}
-		if block.Type == "CERTIFICATE" {
-			out = append(out, &pem.Block{Type: block.Type, Bytes: block.Bytes})
-		}
-	}
 }

@@ -87,7 +87,7 @@ func Translate(res *resources.Resources) (*ir.IR, Problems) {
 				"Service %s/%s has no port %d; set spec.service.port to one of its ports", ro.Namespace, ro.Spec.Service.Name, ro.Spec.Service.Port)
 		}
 	}
-	out.Identities, out.TrustBundles = identitiesAndBundles(res.Pods, res.Secrets, security)
+	out.Identities, out.TrustBundles = identitiesAndBundles(res.Pods, res.Secrets, res.TrustBundles, security)
 	problems.sort()
 	return out, problems
 }

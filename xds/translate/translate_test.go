@@ -66,6 +66,7 @@ func reversed(r *resources.Resources) *resources.Resources {
 		Rollouts:        reverse(r.Rollouts),
 		ZeroTrusts:      reverse(r.ZeroTrusts),
 		Secrets:         reverse(r.Secrets),
+		TrustBundles:    reverse(r.TrustBundles),
 
 		OperatorNamespace: r.OperatorNamespace,
 	}
