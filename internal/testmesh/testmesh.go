@@ -95,14 +95,14 @@ type Dialer func(ctx context.Context, addr string) (net.Conn, error)
 
 // Client dials xds:///<target> with gRPC's xDS client configured for this client only (its own
 // bootstrap, so many clients with different node ids live in one process). The connection closes
-// when the test ends.
-func Client(t testing.TB, server, nodeID, target string, dial Dialer) testgrpc.TestServiceClient {
+// when the test ends. opts are added to the dial options.
+func Client(t testing.TB, server, nodeID, target string, dial Dialer, opts ...grpc.DialOption) testgrpc.TestServiceClient {
 	t.Helper()
 	resolver, err := xds.NewXDSResolverWithConfigForTesting(Bootstrap(server, nodeID))
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithResolvers(resolver)}
+	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithResolvers(resolver)}, opts...)
 	if dial != nil {
 		opts = append(opts, grpc.WithContextDialer(dial))
 	}

@@ -19,10 +19,10 @@ func xdsClient(t *testing.T, target string) testgrpc.TestServiceClient {
 	return xdsClientOf(t, xdsAddr, target)
 }
 
-// xdsClientOf is xdsClient for the xDS server at server.
-func xdsClientOf(t *testing.T, server, target string) testgrpc.TestServiceClient {
+// xdsClientOf is xdsClient for the xDS server at server, with extra dial options.
+func xdsClientOf(t *testing.T, server, target string, opts ...grpc.DialOption) testgrpc.TestServiceClient {
 	t.Helper()
-	return testmesh.Client(t, server, "grpc~127.0.0.1~"+t.Name()+"~test", target, loopbackDialer)
+	return testmesh.Client(t, server, "grpc~127.0.0.1~"+t.Name()+"~test", target, loopbackDialer, opts...)
 }
 
 // tally makes n calls and counts the answers by server_id (the backend's version).

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -109,7 +110,33 @@ func startOperator(ctx context.Context, addr string, leaderElect bool) (<-chan s
 			fmt.Fprintln(os.Stderr, "operator stopped:", err)
 		}
 	}()
+	// A client dialled before the port listens meets grpc-go's queued-call window
+	// (docs/xds-server.md, TestCallQueuedOnAnUnreachableServerFails): the tests dial after.
+	if err := waitListening(addr, stopped); err != nil {
+		return nil, nil, err
+	}
 	return stopped, reg, nil
+}
+
+// waitListening waits until addr accepts TCP connections, for at most 30 s or until the operator
+// stops.
+func waitListening(addr string, stopped <-chan struct{}) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			return conn.Close()
+		}
+		select {
+		case <-stopped:
+			return fmt.Errorf("the operator stopped before serving xDS on %s", addr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("xDS is not served on %s after 30 s: %w", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // connectedProxies reads sluice_xds_connected_proxies (all flavours) from an operator's registry.
@@ -135,11 +162,23 @@ func freeAddr() string {
 	return l.Addr().String()
 }
 
-// namespace creates a fresh namespace for one test.
+// namespace creates a fresh namespace for one test: name the first time, name-<n> when a test
+// runs again (-count), so a test that builds its hostnames from the result can be repeated.
 func namespace(t *testing.T, name string) string {
 	t.Helper()
+	namespaceMu.Lock()
+	namespaceRuns[name]++
+	if n := namespaceRuns[name]; n > 1 {
+		name = fmt.Sprintf("%s-%d", name, n)
+	}
+	namespaceMu.Unlock()
 	if err := env.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
 		t.Fatal(err)
 	}
 	return name
 }
+
+var (
+	namespaceMu   sync.Mutex
+	namespaceRuns = map[string]int{}
+)

@@ -24,7 +24,7 @@ func TestEveryReplicaServesXDS(t *testing.T) {
 		addrs = append(addrs, addr)
 	}
 	for _, addr := range addrs {
-		c := xdsClientOf(t, addr, "checkout.replicas.svc.cluster.local:8080")
+		c := xdsClientOf(t, addr, "checkout."+ns+".svc.cluster.local:8080")
 		eventually(t, 30*time.Second, func() error {
 			if counts := tally(t, c, 40); counts["v1"] == 0 || counts["v2"] == 0 {
 				return fmt.Errorf("replica %s: calls should reach both pods: %v", addr, counts)

@@ -24,7 +24,7 @@ func TestServerRestartFailsNoCall(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped, _, err := startOperator(ctx, addr, false)
 	must(t, err)
-	c := xdsClientOf(t, addr, "checkout.restart.svc.cluster.local:8080")
+	c := xdsClientOf(t, addr, "checkout."+ns+".svc.cluster.local:8080")
 	eventually(t, 20*time.Second, func() error {
 		if counts := tally(t, c, 50); counts["v1"] != 50 {
 			return fmt.Errorf("want every call on v1: %v", counts)
