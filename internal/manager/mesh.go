@@ -37,7 +37,7 @@ func newXDSServer(nacks *nackForwarder, reg prometheus.Registerer) (*server.Serv
 
 func debugHandlers(s *server.Server) map[string]http.Handler {
 	h := s.DebugHandler()
-	return map[string]http.Handler{server.DebugProxiesPath: h, server.DebugNACKsPath: h}
+	return map[string]http.Handler{server.DebugProxiesPath: h, server.DebugNACKsPath: h, server.DebugConfigPath: h}
 }
 
 // addMesh adds the xDS server (every replica), the mesh reconciler that feeds it (every replica)
