@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -55,10 +56,11 @@ func observeDeployment(ctx context.Context, c client.Reader, namespace, name str
 		return observed{}, err
 	}
 	o := observed{deploy: d}
-	rev, err := revision.Current(ctx, c, d)
-	if err != nil {
-		return observed{}, err
+	var rss appsv1.ReplicaSetList
+	if err := c.List(ctx, &rss, client.InNamespace(d.Namespace)); err != nil {
+		return observed{}, fmt.Errorf("listing ReplicaSets: %w", err)
 	}
+	rev := revision.Current(d, rss.Items)
 	o.revisionKnown = rev != ""
 	replicas := ptr.Deref(d.Spec.Replicas, 1)
 	o.workload = rollout.Workload{Revision: rev, Replicas: replicas, Ready: deploymentComplete(d, replicas)}
