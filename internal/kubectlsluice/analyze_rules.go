@@ -157,18 +157,9 @@ func (a *analyzer) trafficPolicies() {
 		} else {
 			byService[ns+"/"+tp.Spec.TargetRef.Name] = name
 		}
-		subsets := map[string]bool{}
 		for i, s := range tp.Spec.Subsets {
-			subsets[s.Name] = true
 			if svc != nil && !a.anyPod(ns, svc.Spec.Selector, s.Labels) {
 				a.add(SeverityWarning, kind, ns, name, fmt.Sprintf("spec.subsets[%d]", i), "subset %q selects no pod of Service %q (labels %s)", s.Name, svc.Name, labels.Set(s.Labels))
-			}
-		}
-		for i, r := range tp.Spec.Routes {
-			for j, d := range r.Destinations {
-				if d.Subset != "" && !subsets[d.Subset] {
-					a.add(SeverityError, kind, ns, name, fmt.Sprintf("spec.routes[%d].destinations[%d].subset", i, j), "subset %q is not defined in spec.subsets", d.Subset)
-				}
 			}
 		}
 		a.unreachableRoutes(tp)
@@ -198,25 +189,15 @@ func (a *analyzer) unreachableRoutes(tp meshv1alpha1.TrafficPolicy) {
 	}
 }
 
-// contradiction says why a match's own conditions cannot all hold; "" when they can.
+// contradiction says why a match's own conditions cannot all hold; "" when they can. (The CRD's
+// rules already refuse two path conditions, a path without its leading / and undefined subsets.)
 func contradiction(m *meshv1alpha1.RouteMatch) string {
 	if m == nil {
 		return ""
 	}
-	switch {
-	case m.Path != nil && !strings.HasPrefix(*m.Path, "/"):
-		return fmt.Sprintf("path %q does not start with /, and every request path does", *m.Path)
-	case m.PathPrefix != nil && !strings.HasPrefix(*m.PathPrefix, "/"):
-		return fmt.Sprintf("pathPrefix %q does not start with /, and every request path does", *m.PathPrefix)
-	case m.Path != nil && m.PathPrefix != nil && !strings.HasPrefix(*m.Path, *m.PathPrefix):
-		return fmt.Sprintf("path %q does not start with pathPrefix %q", *m.Path, *m.PathPrefix)
-	case m.PathRegex != nil:
-		re, err := regexp.Compile("^(?:" + *m.PathRegex + ")$")
-		if err != nil {
+	if m.PathRegex != nil {
+		if _, err := regexp.Compile(*m.PathRegex); err != nil {
 			return fmt.Sprintf("pathRegex %q is not a valid RE2 expression: %v", *m.PathRegex, err)
-		}
-		if m.Path != nil && !re.MatchString(*m.Path) {
-			return fmt.Sprintf("path %q does not match pathRegex %q", *m.Path, *m.PathRegex)
 		}
 	}
 	exact := map[string]string{}
@@ -229,6 +210,16 @@ func contradiction(m *meshv1alpha1.RouteMatch) string {
 			return fmt.Sprintf("header %s must equal both %q and %q", h.Name, v, *h.Exact)
 		}
 		exact[name] = *h.Exact
+	}
+	params := map[string]string{}
+	for _, q := range m.QueryParams {
+		if q.Exact == nil {
+			continue
+		}
+		if v, ok := params[q.Name]; ok && v != *q.Exact {
+			return fmt.Sprintf("query parameter %s must equal both %q and %q", q.Name, v, *q.Exact)
+		}
+		params[q.Name] = *q.Exact
 	}
 	return ""
 }

@@ -94,6 +94,9 @@ func (e *env) redraw(ctx context.Context, last string, draw func() (string, erro
 		case <-tick.C():
 		}
 		text, err := draw()
+		if ctx.Err() != nil {
+			return nil // interrupted
+		}
 		if err != nil {
 			return err
 		}

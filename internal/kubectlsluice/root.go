@@ -85,6 +85,9 @@ func (e *env) restConfig() (*rest.Config, error) {
 	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = "kubectl-sluice/" + Version
+	// --watch and status read a Rollout, its Deployments and events every poll: above client-go's
+	// default of 5 requests a second.
+	cfg.QPS, cfg.Burst = 20, 40
 	return cfg, nil
 }
 
