@@ -51,6 +51,8 @@ type RolloutReconciler struct {
 	Analysis AnalysisRunner
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
+	// Metrics, when set, are the sluice_rollout_* gauges.
+	Metrics *RolloutMetrics
 }
 
 // +kubebuilder:rbac:groups=mesh.sluice.dev,resources=rollouts,verbs=get;list;watch
@@ -66,6 +68,9 @@ type RolloutReconciler struct {
 func (r *RolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	ro := &meshv1alpha1.Rollout{}
 	if err := r.Client.Get(ctx, req.NamespacedName, ro); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Metrics.forget(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !ro.DeletionTimestamp.IsZero() {
@@ -119,6 +124,7 @@ func (r *RolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			return ctrl.Result{}, fmt.Errorf("writing the Rollout's status: %w", err)
 		}
 	}
+	r.Metrics.observe(ro)
 	if actErr != nil {
 		return ctrl.Result{}, actErr
 	}

@@ -15,7 +15,7 @@ import (
 
 	meshv1alpha1 "github.com/sluice-mesh/sluice/api/v1alpha1"
 	"github.com/sluice-mesh/sluice/controllers/rollout"
-	"github.com/sluice-mesh/sluice/xds/translate"
+	"github.com/sluice-mesh/sluice/internal/revision"
 )
 
 // The workload model (docs/rollouts.md): the user's Deployment holds the desired template and runs
@@ -56,10 +56,11 @@ func observeDeployment(ctx context.Context, c client.Reader, namespace, name str
 		return observed{}, err
 	}
 	o := observed{deploy: d}
-	rev, err := currentRevision(ctx, c, d)
-	if err != nil {
-		return observed{}, err
+	var rss appsv1.ReplicaSetList
+	if err := c.List(ctx, &rss, client.InNamespace(d.Namespace)); err != nil {
+		return observed{}, fmt.Errorf("listing ReplicaSets: %w", err)
 	}
+	rev := revision.Current(d, rss.Items)
 	o.revisionKnown = rev != ""
 	replicas := ptr.Deref(d.Spec.Replicas, 1)
 	o.workload = rollout.Workload{Revision: rev, Replicas: replicas, Ready: deploymentComplete(d, replicas)}
@@ -71,30 +72,6 @@ func deploymentComplete(d *appsv1.Deployment, replicas int32) bool {
 	s := d.Status
 	return replicas > 0 && s.ObservedGeneration >= d.Generation && s.UpdatedReplicas == replicas &&
 		s.AvailableReplicas == replicas && s.Replicas == replicas
-}
-
-// currentRevision finds the ReplicaSet the Deployment owns whose template is the Deployment's
-// (apart from the hash label the controller adds) and returns its pod-template-hash; "" if there
-// is none yet. Sluice does not compute the hash itself: the controller's value depends on the
-// cluster's version of the API types.
-func currentRevision(ctx context.Context, c client.Reader, d *appsv1.Deployment) (string, error) {
-	var rss appsv1.ReplicaSetList
-	if err := c.List(ctx, &rss, client.InNamespace(d.Namespace)); err != nil {
-		return "", fmt.Errorf("listing ReplicaSets: %w", err)
-	}
-	for i := range rss.Items {
-		rs := &rss.Items[i]
-		if !metav1.IsControlledBy(rs, d) {
-			continue
-		}
-		hash := rs.Labels[translate.RevisionLabel]
-		tmpl := rs.Spec.Template.DeepCopy()
-		delete(tmpl.Labels, translate.RevisionLabel)
-		if hash != "" && apiequality.Semantic.DeepEqual(*tmpl, d.Spec.Template) {
-			return hash, nil
-		}
-	}
-	return "", nil
 }
 
 // scaleCanary scales the user's Deployment down to zero (remembering its size) or back up.

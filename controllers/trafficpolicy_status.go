@@ -3,9 +3,11 @@ package controllers
 import (
 	"context"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -24,9 +26,12 @@ import (
 type TrafficPolicyStatusReconciler struct {
 	Client   client.Client
 	Feedback *Feedback
+	// Recorder, when set, gets an Event each time Accepted or Programmed changes.
+	Recorder events.EventRecorder
 }
 
 // +kubebuilder:rbac:groups=mesh.sluice.dev,resources=trafficpolicies/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile patches the status when the conditions changed.
 func (r *TrafficPolicyStatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -44,7 +49,29 @@ func (r *TrafficPolicyStatusReconciler) Reconcile(ctx context.Context, req ctrl.
 	if apierrors.IsNotFound(err) {
 		return ctrl.Result{}, nil
 	}
+	if err == nil {
+		r.recordChanges(tp, before.Status.Conditions)
+	}
 	return ctrl.Result{}, err
+}
+
+// recordChanges makes an Event of each change of Accepted or Programmed: a Warning when it turned
+// False, so `kubectl get events` shows when and why a policy stopped applying.
+func (r *TrafficPolicyStatusReconciler) recordChanges(tp *meshv1alpha1.TrafficPolicy, before []metav1.Condition) {
+	if r.Recorder == nil {
+		return
+	}
+	for _, typ := range []string{meshv1alpha1.ConditionAccepted, meshv1alpha1.ConditionProgrammed} {
+		now, was := meta.FindStatusCondition(tp.Status.Conditions, typ), meta.FindStatusCondition(before, typ)
+		if now == nil || now.Status == metav1.ConditionUnknown || (was != nil && was.Status == now.Status && was.Reason == now.Reason) {
+			continue
+		}
+		eventType := corev1.EventTypeNormal
+		if now.Status == metav1.ConditionFalse {
+			eventType = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(tp, nil, eventType, now.Reason, typ, "%s", now.Message)
+	}
 }
 
 // setPolicyConditions derives the kstatus-style conditions of a policy from the pipeline's feedback.

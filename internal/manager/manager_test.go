@@ -3,25 +3,17 @@ package manager_test
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-mesh/sluice/internal/manager"
-	"github.com/sluice-mesh/sluice/internal/repo"
 	"github.com/sluice-mesh/sluice/internal/testenv"
 )
 
@@ -141,38 +133,19 @@ func eventually(t *testing.T, url, token string) int {
 // unless roleFile is empty, and returns a token for it.
 func serviceAccountToken(t *testing.T, env *testenv.Env, name, roleFile string) string {
 	t.Helper()
-	ctx := context.Background()
-	c := env.Client
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}}
-	if err := c.Create(ctx, sa); err != nil {
-		t.Fatal(err)
-	}
+	var roles []*rbacv1.ClusterRole
 	if roleFile != "" {
-		role := &rbacv1.ClusterRole{}
-		data, err := os.ReadFile(filepath.Join(repo.Root(), "config", "rbac", roleFile))
+		role, err := testenv.ClusterRoleFile(roleFile)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := yaml.Unmarshal(data, role); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Create(ctx, role); err != nil {
-			t.Fatal(err)
-		}
-		binding := &rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%s", name, role.Name)},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: "default"}},
-		}
-		if err := c.Create(ctx, binding); err != nil {
-			t.Fatal(err)
-		}
+		roles = append(roles, role)
 	}
-	tr := &authenticationv1.TokenRequest{}
-	if err := c.SubResource("token").Create(ctx, sa, tr); err != nil {
+	token, err := env.ServiceAccountToken(context.Background(), "default", name, roles...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return tr.Status.Token
+	return token
 }
 
 // xDS is served over mutual TLS, or in plain text only when asked: with neither, the manager does

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/sluice-mesh/sluice/controllers"
 	"github.com/sluice-mesh/sluice/controllers/rollout/analysis"
@@ -38,7 +39,7 @@ func newXDSServer(nacks *nackForwarder, reg prometheus.Registerer) (*server.Serv
 
 func debugHandlers(s *server.Server) map[string]http.Handler {
 	h := s.DebugHandler()
-	return map[string]http.Handler{server.DebugProxiesPath: h, server.DebugNACKsPath: h}
+	return map[string]http.Handler{server.DebugProxiesPath: h, server.DebugNACKsPath: h, server.DebugConfigPath: h}
 }
 
 // addMesh adds the xDS server (every replica), the mesh reconciler that feeds it (every replica)
@@ -65,17 +66,27 @@ func addMesh(mgr ctrl.Manager, xdsServer *server.Server, nacks *nackForwarder, o
 	if err := mesh.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the mesh controller: %w", err)
 	}
-	status := &controllers.TrafficPolicyStatusReconciler{Client: mgr.GetClient(), Feedback: feedback}
+	status := &controllers.TrafficPolicyStatusReconciler{Client: mgr.GetClient(), Feedback: feedback,
+		Recorder: mgr.GetEventRecorder("sluice-trafficpolicy")}
 	if err := status.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the TrafficPolicy status controller: %w", err)
 	}
 	if !o.SkipRolloutController {
+		reg := o.Registerer
+		if reg == nil {
+			reg = ctrlmetrics.Registry
+		}
+		rolloutMetrics, err := controllers.NewRolloutMetrics(reg)
+		if err != nil {
+			return fmt.Errorf("registering the Rollout metrics: %w", err)
+		}
 		rollouts := &controllers.RolloutReconciler{
 			Client:   mgr.GetClient(),
 			Feedback: feedback,
 			Proxies:  xdsServer,
 			Analysis: &analysis.Runner{DefaultAddress: o.PrometheusAddress, Timeout: o.AnalysisTimeout},
 			Recorder: mgr.GetEventRecorder("sluice-rollout"),
+			Metrics:  rolloutMetrics,
 		}
 		if err := rollouts.SetupWithManager(mgr); err != nil {
 			return fmt.Errorf("setting up the Rollout controller: %w", err)

@@ -74,8 +74,9 @@ type Options struct {
 	// AnalysisTimeout bounds one analysis check (every query of one Rollout).
 	AnalysisTimeout time.Duration
 
-	// Registerer receives the xDS server's metrics; nil means controller-runtime's registry (the
-	// one /metrics serves). Tests that build several managers in one process give each its own.
+	// Registerer receives the xDS server's and the Rollout controller's metrics; nil means
+	// controller-runtime's registry (the one /metrics serves). Tests that build several managers
+	// in one process give each its own.
 	Registerer prometheus.Registerer
 	// SkipRolloutController leaves the Rollout controller out, for tests of the xDS pipeline that
 	// set a Rollout's status by hand.

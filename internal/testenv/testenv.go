@@ -3,16 +3,23 @@
 package testenv
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-mesh/sluice/internal/manager"
 	"github.com/sluice-mesh/sluice/internal/repo"
@@ -138,4 +145,42 @@ func (e *Env) KubeconfigFor(server string) ([]byte, error) {
 		c.Server = server
 	}
 	return clientcmd.Write(*cfg)
+}
+
+// ServiceAccountToken creates service account namespace/name bound to each of roles (ClusterRoles,
+// created unless they exist) and returns a token for it, for tests that call what the API
+// server's authentication and authorization guard (the operator's metrics and debug pages).
+func (e *Env) ServiceAccountToken(ctx context.Context, namespace, name string, roles ...*rbacv1.ClusterRole) (string, error) {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}}
+	if err := e.Client.Create(ctx, sa); err != nil {
+		return "", err
+	}
+	for _, role := range roles {
+		if err := e.Client.Create(ctx, role.DeepCopy()); err != nil && !apierrors.IsAlreadyExists(err) {
+			return "", err
+		}
+		binding := &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%s-%s", namespace, name, role.Name)},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: namespace}},
+		}
+		if err := e.Client.Create(ctx, binding); err != nil {
+			return "", err
+		}
+	}
+	tr := &authenticationv1.TokenRequest{}
+	if err := e.Client.SubResource("token").Create(ctx, sa, tr); err != nil {
+		return "", err
+	}
+	return tr.Status.Token, nil
+}
+
+// ClusterRoleFile reads the ClusterRole of config/rbac/<file>.
+func ClusterRoleFile(file string) (*rbacv1.ClusterRole, error) {
+	data, err := os.ReadFile(filepath.Join(repo.Root(), "config", "rbac", file))
+	if err != nil {
+		return nil, err
+	}
+	role := &rbacv1.ClusterRole{}
+	return role, yaml.UnmarshalStrict(data, role)
 }

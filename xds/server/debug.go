@@ -11,8 +11,8 @@ const (
 	DebugNACKsPath   = "/debug/xds/nacks"
 )
 
-// DebugHandler serves, as JSON, {"proxies": Proxies()} at DebugProxiesPath and
-// {"nacks": NACKs()} at DebugNACKsPath. Mount it on the manager's metrics or health server.
+// DebugHandler serves, as JSON, {"proxies": Proxies()} at DebugProxiesPath,
+// {"nacks": NACKs()} at DebugNACKsPath and a node's config at DebugConfigPath. Mount it on the manager's metrics or health server.
 func (s *Server) DebugHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+DebugProxiesPath, func(w http.ResponseWriter, _ *http.Request) {
@@ -25,6 +25,7 @@ func (s *Server) DebugHandler() http.Handler {
 			NACKs []NACK `json:"nacks"`
 		}{s.NACKs()})
 	})
+	mux.HandleFunc("GET "+DebugConfigPath, s.serveConfig)
 	return mux
 }
 
