@@ -117,11 +117,12 @@ func enter(stateDir string, hostAddrs ...string) error {
 }
 
 // usersBootstrap is the gRPC bootstrap of the demo's users, and of the programs exec runs (as
-// grpc-bootstrap.json): they find the operator, and present the loadgen identity (written to these
-// files before they call).
+// grpc-bootstrap.json): they present the loadgen identity (written to these files before they
+// call) to the operator's xDS server and to the greeter.
 func usersBootstrap(stateDir string) []byte {
+	files := loadgenFiles(stateDir)
 	return testmesh.Bootstrap(sandbox.XDSAddr, envoy.NodeID(envoy.FlavourGRPC, "127.0.0.1", loadgenName, demoNamespace),
-		testmesh.WithCertificates(loadgenFiles(stateDir)))
+		testmesh.WithCertificates(files), testmesh.WithMutualTLS(files, demoNamespace, loadgenName))
 }
 
 // runForeground runs the sandbox until SIGINT or SIGTERM.

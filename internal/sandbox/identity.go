@@ -3,7 +3,6 @@ package sandbox
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -63,17 +62,9 @@ func (s *Sandbox) WriteIdentity(ctx context.Context, namespace, serviceAccount, 
 		return nil, err
 	}
 	files := IdentityFiles(dir)
-	if err := os.MkdirAll(filepath.Dir(files.CA), 0o700); err != nil {
-		return nil, err
-	}
-	for path, data := range map[string][]byte{
+	return &files, writeFiles(map[string][]byte{
 		files.Cert: secret.Data["tls.crt"], files.Key: secret.Data["tls.key"], files.CA: []byte(bundle.Data[zerotrust.TrustBundleKey]),
-	} {
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			return nil, err
-		}
-	}
-	return &files, nil
+	})
 }
 
 // IdentityFiles are where WriteIdentity writes a workload's identity in dir.

@@ -112,25 +112,29 @@ func (s *Sandbox) startPod(ctx context.Context, pod *corev1.Pod) (func(), error)
 	}, nil
 }
 
-// podBootstrap writes the pod's GRPC_XDS_BOOTSTRAP: the demo app serves as a proxyless gRPC xDS
-// server of the operator, with the pod's identity as its certificate when a ZeroTrust asks for
-// one (mutual TLS when it is STRICT).
+// podBootstrap writes the pod's GRPC_XDS_BOOTSTRAP, as the injector does: the demo app serves as
+// a proxyless gRPC xDS server of the operator, with the pod's identity as its certificate, both
+// on the xDS channel (mutual TLS, the only way to the operator) and in the data plane (mutual TLS
+// when a STRICT ZeroTrust covers it). Like a pod whose identity Secret is not there yet, it waits
+// for it.
 func (s *Sandbox) podBootstrap(ctx context.Context, pod *corev1.Pod, dir string) (string, error) {
-	opts := []testmesh.BootstrapOption{testmesh.WithServerListenerTemplate()}
-	need, err := s.needsIdentity(ctx, pod.Namespace)
+	serviceAccount := pod.Spec.ServiceAccountName
+	if serviceAccount == "" {
+		serviceAccount = "default"
+	}
+	files, err := s.WriteIdentity(ctx, pod.Namespace, serviceAccount, dir)
 	if err != nil {
+		if covered, _ := s.needsIdentity(ctx, pod.Namespace); !covered {
+			err = fmt.Errorf("%w; the pod's xDS client needs an identity to reach the operator: cover namespace %s with a ZeroTrust with spec.identity (or the whole mesh with one in %s)",
+				err, pod.Namespace, OperatorNamespace)
+		}
 		return "", err
 	}
-	if need {
-		files, err := s.WriteIdentity(ctx, pod.Namespace, pod.Spec.ServiceAccountName, dir)
-		if err != nil {
-			return "", err
-		}
-		opts = append(opts, testmesh.WithCertificates(*files))
-	}
 	nodeID := envoy.NodeID(envoy.FlavourGRPC, pod.Status.PodIP, pod.Name, pod.Namespace)
+	bootstrap := testmesh.Bootstrap(XDSAddr, nodeID, testmesh.WithServerListenerTemplate(),
+		testmesh.WithCertificates(*files), testmesh.WithMutualTLS(*files, pod.Namespace, serviceAccount))
 	path := filepath.Join(dir, "grpc-bootstrap.json")
-	return path, os.WriteFile(path, testmesh.Bootstrap(XDSAddr, nodeID, opts...), 0o644)
+	return path, os.WriteFile(path, bootstrap, 0o644)
 }
 
 // waitListening waits until something accepts connections on addr.

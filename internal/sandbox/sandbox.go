@@ -54,7 +54,7 @@ type Options struct {
 	Log io.Writer
 	// ClientBootstrap is written to StateDir/grpc-bootstrap.json, for a user's proxyless gRPC
 	// client inside the sandbox (sluice-sandbox exec); when empty, one with the operator's
-	// address and no identity.
+	// address and an identity of its own, spiffe://cluster.local/ns/default/sa/sandbox-client.
 	ClientBootstrap []byte
 }
 
@@ -68,11 +68,15 @@ type Sandbox struct {
 	CertManager *testcertmanager.CertManager
 	Operator    *testmesh.Operator
 
-	scrapes *testprom.PodTargets
-	opLog   *os.File
-	pods    *testcluster.Runtime
-	proxy   *hostProxy
-	execs   *remoteexec.Server
+	ca            *testcertmanager.CA
+	watcher       client.WithWatch // follows the Secrets written as files
+	following     context.Context  // ends when the sandbox stops following them
+	stopFollowing context.CancelFunc
+	scrapes       *testprom.PodTargets
+	opLog         *os.File
+	pods          *testcluster.Runtime
+	proxy         *hostProxy
+	execs         *remoteexec.Server
 }
 
 // Start starts every part and returns once the mesh is ready for workloads. Call Stop when done,
@@ -91,6 +95,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(opLog)))
 	s := &Sandbox{opts: opts, scrapes: testprom.NewPodTargets(), opLog: opLog}
+	s.following, s.stopFollowing = context.WithCancel(ctx)
 	defer func() {
 		if err != nil {
 			s.Stop()
@@ -111,6 +116,9 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		return nil, err
 	}
 	s.Client = s.Env.Client
+	if s.watcher, err = client.NewWithWatch(s.Env.Config, client.Options{Scheme: s.Client.Scheme()}); err != nil {
+		return nil, err
+	}
 	if err := step("kube-controller-manager, kube-scheduler, kwok", func() (err error) {
 		s.Cluster, err = testcluster.New(ctx, s.Env, testcluster.Options{})
 		return err
@@ -129,14 +137,19 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		if s.CertManager, err = testcertmanager.New(ctx, s.Env, testcertmanager.Options{}); err != nil {
 			return err
 		}
-		_, err = s.CertManager.CreateCA(ctx, CAIssuer)
+		s.ca, err = s.CertManager.CreateCA(ctx, CAIssuer)
 		return err
 	}); err != nil {
 		return nil, err
 	}
-	if err := step("Sluice operator", func() (err error) {
+	if err := step("Sluice operator, xDS over mutual TLS", func() error {
+		tlsDir, err := s.serveXDSCertificate(ctx)
+		if err != nil {
+			return fmt.Errorf("the xDS server certificate: %w", err)
+		}
 		s.Operator, err = testmesh.StartOperator(s.Env.Config, manager.Options{
-			XDSPlaintextAddr:  XDSAddr,
+			XDSAddr:           XDSAddr,
+			XDSTLSDir:         tlsDir,
 			Namespace:         OperatorNamespace,
 			PrometheusAddress: s.Prom.URL(),
 			GracefulShutdown:  5 * time.Second,
@@ -148,7 +161,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	s.pods = s.Cluster.Run("", s.startPod, func(format string, args ...any) {
 		fmt.Fprintf(opts.Log, "  pods: "+format+"\n", args...)
 	})
-	if err := s.writeState(); err != nil {
+	if err := s.writeState(ctx); err != nil {
 		return nil, err
 	}
 	s.serveExec()
@@ -157,7 +170,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 
 // writeState writes the kubeconfig (for the host when there is an API server listener) and the
 // gRPC bootstrap.
-func (s *Sandbox) writeState() error {
+func (s *Sandbox) writeState(ctx context.Context) error {
 	server := s.Env.Config.Host
 	if l := s.opts.APIServerListener; l != nil {
 		s.proxy = startHostProxy(l, hostOf(server))
@@ -172,7 +185,9 @@ func (s *Sandbox) writeState() error {
 	}
 	bootstrap := s.opts.ClientBootstrap
 	if len(bootstrap) == 0 {
-		bootstrap = testmesh.Bootstrap(XDSAddr, "grpc~127.0.0.1~sandbox-client~default.svc.cluster.local")
+		if bootstrap, err = s.clientBootstrap(ctx); err != nil {
+			return fmt.Errorf("the client identity of grpc-bootstrap.json: %w", err)
+		}
 	}
 	return os.WriteFile(filepath.Join(s.opts.StateDir, "grpc-bootstrap.json"), bootstrap, 0o644)
 }
@@ -183,6 +198,7 @@ func (s *Sandbox) Kubeconfig() string { return filepath.Join(s.opts.StateDir, "k
 // Stop stops every part, the users' programs and the pods first.
 func (s *Sandbox) Stop() {
 	s.stopExecs()
+	s.stopFollowing()
 	if s.pods != nil {
 		s.pods.Stop()
 	}

@@ -43,18 +43,37 @@ type BootstrapOption func(doc map[string]any)
 // (envoy.CertificateProviderInstance): a file_watcher over files.
 func WithCertificates(files CertificateFiles) BootstrapOption {
 	return func(doc map[string]any) {
-		cfg := map[string]any{
-			"certificate_file":    files.Cert,
-			"private_key_file":    files.Key,
-			"ca_certificate_file": files.CA,
-		}
-		if files.Refresh > 0 {
-			cfg["refresh_interval"] = files.Refresh.String()
-		}
 		doc["certificate_providers"] = map[string]any{
-			envoy.CertificateProviderInstance: map[string]any{"plugin_name": "file_watcher", "config": cfg},
+			envoy.CertificateProviderInstance: map[string]any{"plugin_name": "file_watcher", "config": files.config()},
 		}
 	}
+}
+
+// WithMutualTLS makes the xDS channel mutual TLS with the workload's identity, as the injector
+// does: gRPC's "tls" channel credentials take the same files as file_watcher (and read them again
+// as it does), and the node claims the namespace and service account of the certificate, which
+// the xDS server checks (docs/xds-server.md, Authentication).
+func WithMutualTLS(files CertificateFiles, namespace, serviceAccount string) BootstrapOption {
+	return func(doc map[string]any) {
+		server := doc["xds_servers"].([]any)[0].(map[string]any)
+		server["channel_creds"] = []any{map[string]any{"type": "tls", "config": files.config()}}
+		meta := doc["node"].(map[string]any)["metadata"].(map[string]any)
+		meta[envoy.NodeMetadataNamespace] = namespace
+		meta[envoy.NodeMetadataServiceAccount] = serviceAccount
+	}
+}
+
+// config is the files as the config of a file_watcher provider or of "tls" channel credentials.
+func (files CertificateFiles) config() map[string]any {
+	cfg := map[string]any{
+		"certificate_file":    files.Cert,
+		"private_key_file":    files.Key,
+		"ca_certificate_file": files.CA,
+	}
+	if files.Refresh > 0 {
+		cfg["refresh_interval"] = files.Refresh.String()
+	}
+	return cfg
 }
 
 // WithServerListenerTemplate sets server_listener_resource_name_template, which an xDS-enabled
@@ -66,7 +85,7 @@ func WithServerListenerTemplate() BootstrapOption {
 }
 
 // Bootstrap is a GRPC_XDS_BOOTSTRAP document for a proxyless gRPC client of the xDS server at
-// server (host:port, plaintext).
+// server (host:port), in plain text unless WithMutualTLS.
 func Bootstrap(server, nodeID string, opts ...BootstrapOption) []byte {
 	doc := map[string]any{
 		"xds_servers": []any{map[string]any{

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluice-mesh/sluice/internal/repo"
 	"github.com/sluice-mesh/sluice/internal/testenv"
+	"github.com/sluice-mesh/sluice/internal/testmesh"
 )
 
 // build builds the sandbox and the demo app into a temporary bin directory.
@@ -115,6 +116,19 @@ func TestSandboxUpAndDown(t *testing.T) {
 		if !strings.Contains(call, want) {
 			t.Errorf("exec -- demoapp call lacks %q:\n%s", want, call)
 		}
+	}
+
+	// Without a client certificate a client gets no configuration: the operator serves xDS over
+	// mutual TLS only, as in a real install.
+	plain := filepath.Join(state, "plain-bootstrap.json")
+	if err := os.WriteFile(plain, testmesh.Bootstrap("127.0.0.1:15010", "grpc~127.0.0.1~loadgen.demo~demo.svc.cluster.local"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(sandbox, "-state", state, "exec", "--", "env", "GRPC_XDS_BOOTSTRAP="+plain,
+		filepath.Join(filepath.Dir(sandbox), "demoapp"), "call", "-timeout", "2s", "xds:///greeter.demo.svc.cluster.local:8080").CombinedOutput()
+	t.Logf("exec -- demoapp call with a plain-text xDS channel: %v\n%s", err, out)
+	if err == nil || !strings.Contains(string(out), "error received from xDS stream") {
+		t.Errorf("a client with a plain-text xDS channel was not refused by the xDS server (%v):\n%s", err, out)
 	}
 
 	run("down")

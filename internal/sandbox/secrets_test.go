@@ -1,0 +1,68 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/sluice-mesh/sluice/internal/testenv"
+	"github.com/sluice-mesh/sluice/internal/testmesh"
+)
+
+// A Secret written as files is written again when it changes, as cert-manager's renewals change
+// the xDS server's and the client's certificates; each file is replaced whole.
+func TestMountedSecretFollowsChanges(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Kubernetes API server; skipped in -short mode")
+	}
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	watcher, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Client.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	s := &Sandbox{opts: Options{Log: os.Stderr}, Client: env.Client, watcher: watcher, following: ctx, stopFollowing: cancel}
+	t.Cleanup(s.stopFollowing)
+
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "server-tls"},
+		Data: map[string][]byte{corev1.TLSCertKey: []byte("first")}}
+	if err := s.Client.Create(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "tls", corev1.TLSCertKey)
+	write := func(secret *corev1.Secret) error {
+		return writeFiles(map[string][]byte{path: secret.Data[corev1.TLSCertKey]})
+	}
+	if err := s.mountSecret(secret, write); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(path); err != nil || string(got) != "first" {
+		t.Fatalf("mounted: %q, %v; want %q", got, err, "first")
+	}
+
+	secret.Data[corev1.TLSCertKey] = []byte("renewed")
+	if err := s.Client.Update(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	testmesh.Eventually(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, []byte("renewed")) {
+			return fmt.Errorf("the file is %q after the Secret changed, want %q (%w)", got, "renewed", err)
+		}
+		return nil
+	})
+	if entries, err := os.ReadDir(filepath.Dir(path)); err != nil || len(entries) != 1 {
+		t.Errorf("the directory holds %v (%v), want only %s: no temporary file left", entries, err, corev1.TLSCertKey)
+	}
+}
