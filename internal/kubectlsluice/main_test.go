@@ -40,7 +40,8 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	var err error
-	if env, err = testenv.Start(); err != nil {
+	// The API server reaches kwok's kubelet API on the node's InternalIP (proxies_portforward_test.go).
+	if env, err = testenv.StartWith(testenv.Options{KubeletPreferredAddressTypes: []string{"InternalIP"}}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
