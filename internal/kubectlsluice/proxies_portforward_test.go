@@ -74,8 +74,9 @@ spec:
 
 	op.Stop()
 	r = plugin(t, append([]string{"proxy-status"}, forwarded...)...)
-	if r.code() != kubectlsluice.ExitOtherError || !strings.Contains(r.err.Error(), operatorPod) {
-		t.Errorf("proxy-status through a forward whose target is gone: %v, want an error naming pod %s", r.err, operatorPod)
+	want := "operator pod " + operatorPod + ": no answer through the port-forward to its port 8443"
+	if r.code() != kubectlsluice.ExitOtherError || !strings.Contains(r.err.Error(), want) || !strings.Contains(r.err.Error(), "--operator-port") {
+		t.Errorf("proxy-status through a forward whose target is gone: %v, want an error saying %q and naming --operator-port", r.err, want)
 	}
 	t.Logf("proxy-status through a forward whose target is gone: %v", r.err)
 }
