@@ -40,8 +40,7 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	var err error
-	// The API server reaches kwok's kubelet API on the node's InternalIP (proxies_portforward_test.go).
-	if env, err = testenv.StartWith(testenv.Options{KubeletPreferredAddressTypes: []string{"InternalIP"}}); err != nil {
+	if env, err = testenv.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

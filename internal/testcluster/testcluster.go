@@ -91,10 +91,10 @@ type Options struct {
 	NodeIP string
 	// KubeletPort, when set, has kwok serve the kubelet API (pods' port-forward, logs, exec) on
 	// NodeIP:KubeletPort and report that port as the node's kubelet endpoint, for the API
-	// server's pods/portforward and the like. The API server must dial the node's InternalIP:
-	// set NodeIP to 127.0.0.1 and start it with testenv.Options.KubeletPreferredAddressTypes.
-	// kwok serves a self-signed certificate, which the API server accepts when it is given no
-	// --kubelet-certificate-authority, as testenv's is not.
+	// server's pods/portforward and the like. The API server dials the node's InternalIP (the
+	// node has no Hostname address), so NodeIP must be one it reaches: 127.0.0.1. kwok serves a
+	// self-signed certificate, which the API server accepts as it has no
+	// --kubelet-certificate-authority.
 	KubeletPort int
 	// KwokConfigs are more kwok configuration files, such as PortForward objects that map a pod's
 	// port to an address.

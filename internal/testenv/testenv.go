@@ -60,11 +60,6 @@ type Options struct {
 	// AdmissionPlugins are enabled on top of the API server's defaults, e.g.
 	// OwnerReferencesPermissionEnforcement, which some clusters (OpenShift) run.
 	AdmissionPlugins []string
-	// KubeletPreferredAddressTypes are the node addresses the API server dials kubelets on, in
-	// order (--kubelet-preferred-address-types). Its default tries the node's Hostname first,
-	// which a test node's name does not resolve to; []string{"InternalIP"} reaches a kubelet
-	// API kwok serves on the node's InternalIP (see testcluster.Options.KubeletPort).
-	KubeletPreferredAddressTypes []string
 }
 
 // Start starts etcd and kube-apiserver with Sluice's CRDs installed. Call Stop when done.
@@ -89,9 +84,6 @@ func StartWith(opts Options) (*Env, error) {
 	}
 	if len(opts.AdmissionPlugins) > 0 {
 		env.ControlPlane.GetAPIServer().Configure().Set("enable-admission-plugins", strings.Join(opts.AdmissionPlugins, ","))
-	}
-	if len(opts.KubeletPreferredAddressTypes) > 0 {
-		env.ControlPlane.GetAPIServer().Configure().Set("kubelet-preferred-address-types", strings.Join(opts.KubeletPreferredAddressTypes, ","))
 	}
 	cfg, err := env.Start()
 	if err != nil {
