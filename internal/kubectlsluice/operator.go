@@ -55,6 +55,8 @@ type replica struct {
 	// token authenticates to the operator, which checks it with a TokenReview and authorizes the
 	// path with a SubjectAccessReview.
 	token string
+	// forwardedPort is the pod's port a port-forward reaches; 0 for --operator-url.
+	forwardedPort int
 }
 
 // replicas reaches every ready operator replica: the URL given, or a port-forward through the API
@@ -105,7 +107,7 @@ func (e *env) replicas(ctx context.Context, o operatorFlags) (reps []replica, cl
 			return nil, nil, fmt.Errorf("port-forward to %s/%s:%d: %w", pod.Namespace, pod.Name, o.port, err)
 		}
 		stops = append(stops, stop)
-		reps = append(reps, replica{name: pod.Name, base: "https://" + local, http: hc, token: token})
+		reps = append(reps, replica{name: pod.Name, base: "https://" + local, http: hc, token: token, forwardedPort: o.port})
 	}
 	if len(reps) == 0 {
 		return nil, nil, fmt.Errorf("no ready operator pod in namespace %s with labels %s (--operator-namespace, --operator-selector, or --operator-url)", o.namespace, o.selector)
@@ -201,6 +203,10 @@ func (r replica) get(ctx context.Context, path string, query url.Values, v any) 
 	}
 	req.Header.Set("Authorization", "Bearer "+r.token)
 	resp, err := r.http.Do(req)
+	if err != nil && r.forwardedPort != 0 {
+		// The forward only says EOF when the pod's port refuses it; the cause goes to the log.
+		return fmt.Errorf("operator pod %s: no answer through the port-forward to its port %d (%w): is the operator serving its metrics there (--operator-port)?", r.name, r.forwardedPort, err)
+	}
 	if err != nil {
 		return fmt.Errorf("operator %s: %w", r.name, err)
 	}

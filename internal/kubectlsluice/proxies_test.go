@@ -109,6 +109,10 @@ func TestProxyStatusAndConfigFromARealOperator(t *testing.T) {
 	if r.code() != kubectlsluice.ExitOtherError || !strings.Contains(r.err.Error(), "xds-debug-reader") {
 		t.Errorf("proxy-status with a token the operator does not authorize: %v, want an error naming the role", r.err)
 	}
+
+	t.Run("through a port-forward to the operator's pod", func(t *testing.T) {
+		proxiesThroughPortForward(t, ns, metricsAddr, debugger, op)
+	})
 }
 
 // unstable masks what differs between runs: ages, the operator's port and the versions.

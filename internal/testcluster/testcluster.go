@@ -20,9 +20,11 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -85,6 +87,18 @@ type Options struct {
 	StartTimeout time.Duration
 	// KwokBinary is the kwok binary to run; KwokBinary() when empty.
 	KwokBinary string
+	// NodeIP is the node's InternalIP and the pods' hostIP; NodeIP when empty.
+	NodeIP string
+	// KubeletPort, when set, has kwok serve the kubelet API (pods' port-forward, logs, exec) on
+	// NodeIP:KubeletPort and report that port as the node's kubelet endpoint, for the API
+	// server's pods/portforward and the like. The API server dials the node's InternalIP (the
+	// node has no Hostname address), so NodeIP must be one it reaches: 127.0.0.1. kwok serves a
+	// self-signed certificate, which the API server accepts as it has no
+	// --kubelet-certificate-authority.
+	KubeletPort int
+	// KwokConfigs are more kwok configuration files, such as PortForward objects that map a pod's
+	// port to an address.
+	KwokConfigs []string
 	// Verbosity is the klog level of kube-controller-manager (--v); 0 keeps its log short. kwok
 	// logs at its default level (info).
 	Verbosity int
@@ -167,6 +181,9 @@ func New(ctx context.Context, env *testenv.Env, opts Options) (*Cluster, error) 
 	}
 	if opts.PodCIDR == "" {
 		opts.PodCIDR = DefaultPodCIDR
+	}
+	if opts.NodeIP == "" {
+		opts.NodeIP = NodeIP
 	}
 	if err := checkPodCIDR(opts.PodCIDR); err != nil {
 		return nil, err
@@ -332,9 +349,16 @@ func (c *Cluster) startKwok(preamble string) (*proc.Process, error) {
 		"--manage-nodes-with-annotation-selector=" + kwokNodeAnnotation + "=" + c.opts.NodeName,
 		// The default range when a node has no spec.podCIDR; ours has, so this is a backstop.
 		"--cidr=" + c.opts.PodCIDR,
-		"--node-ip=" + NodeIP,
+		"--node-ip=" + c.opts.NodeIP,
 		// No lease heartbeats: no node lifecycle controller watches them.
 		"--node-lease-duration-seconds=0",
+	}
+	if c.opts.KubeletPort != 0 {
+		args = append(args, "--node-port="+strconv.Itoa(c.opts.KubeletPort),
+			"--server-address="+net.JoinHostPort(c.opts.NodeIP, strconv.Itoa(c.opts.KubeletPort)))
+	}
+	for _, config := range c.opts.KwokConfigs {
+		args = append(args, "--config="+config)
 	}
 	for _, e := range entries {
 		data, err := stages.ReadFile("stages/" + e.Name())
