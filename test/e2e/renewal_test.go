@@ -64,7 +64,7 @@ func renewGreeterIdentity(t *testing.T, sandbox, state string) {
 		stop()
 		t.Fatal(err)
 	}
-	issued := time.Now()
+	issued := time.Now() // Renew returns once the Secret holds the new certificate
 	testmesh.Eventually(t, 10*time.Second, 20*time.Millisecond, func() error {
 		for path := range before {
 			if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, secret.Data[corev1.TLSCertKey]) {
@@ -76,8 +76,8 @@ func renewGreeterIdentity(t *testing.T, sandbox, state string) {
 	written := time.Now()
 	time.Sleep(3 * time.Second) // past file_watcher's refresh: the servers present the new certificate
 	runs, answered, failures := stop()
-	t.Logf("renewal: issued %v after the trigger; %d pods' files rewritten %v after the Secret; %d client runs, %d calls answered, %d failures",
-		issued.Sub(renewed).Round(time.Millisecond), len(before), written.Sub(issued).Round(time.Millisecond), runs, answered, len(failures))
+	t.Logf("renewal: Secret issued %v after the trigger; %d pods' files seen rewritten %v after the trigger; %d client runs, %d calls answered, %d failures",
+		issued.Sub(renewed).Round(time.Millisecond), len(before), written.Sub(renewed).Round(time.Millisecond), runs, answered, len(failures))
 	if len(failures) > 0 {
 		t.Errorf("calls failed across the renewal:\n%s", strings.Join(failures, "\n"))
 	}
