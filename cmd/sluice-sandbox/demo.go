@@ -77,10 +77,10 @@ func loadgenFiles(stateDir string) testmesh.CertificateFiles {
 	return sandbox.IdentityFiles(filepath.Join(stateDir, loadgenName))
 }
 
-// startUsers writes the users' identity (issued for the loadgen pod's service account) and starts
-// calling.
+// startUsers writes the users' identity (issued for the loadgen pod's service account; written
+// again on renewal until the sandbox stops) and starts calling.
 func (d *demo) startUsers(ctx context.Context) error {
-	if _, err := d.sb.WriteIdentity(ctx, demoNamespace, loadgenName, filepath.Join(d.stateDir, loadgenName)); err != nil {
+	if _, _, err := d.sb.MountIdentity(ctx, demoNamespace, loadgenName, filepath.Join(d.stateDir, loadgenName)); err != nil {
 		return err
 	}
 	var err error

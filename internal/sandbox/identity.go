@@ -32,18 +32,23 @@ func (s *Sandbox) needsIdentity(ctx context.Context, namespace string) (bool, er
 	return false, nil
 }
 
-// WriteIdentity waits for the identity Secret of a service account and for its namespace's trust
+// identityRefresh is how often the workloads' gRPC reads their identity files again
+// (file_watcher's refresh_interval): a renewal is in use within it.
+const identityRefresh = time.Second
+
+// MountIdentity waits for the identity Secret of a service account and for its namespace's trust
 // bundle to trust the Secret's CA, and writes the certificate and key (dir/tls.crt, dir/tls.key:
 // the Secret's volume) and the bundle (dir/trust-bundle/ca.crt: the ConfigMap's volume), for
-// gRPC's file_watcher certificate provider.
-func (s *Sandbox) WriteIdentity(ctx context.Context, namespace, serviceAccount, dir string) (*testmesh.CertificateFiles, error) {
+// gRPC's file_watcher certificate provider. It writes them again whenever the Secret or the
+// ConfigMap changes (a renewal, a CA rotation) until stop is called or the sandbox stops.
+func (s *Sandbox) MountIdentity(ctx context.Context, namespace, serviceAccount, dir string) (_ *testmesh.CertificateFiles, stop func(), err error) {
 	if serviceAccount == "" {
 		serviceAccount = "default"
 	}
 	name := zerotrust.CertificateName(serviceAccount)
 	secret := &corev1.Secret{}
 	bundle := &corev1.ConfigMap{}
-	err := waitFor(ctx, 30*time.Second, func() error {
+	err = waitFor(ctx, 30*time.Second, func() error {
 		if err := s.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret); err != nil {
 			return fmt.Errorf("no identity Secret %s/%s (is cert-manager issuing it?): %w", namespace, name, err)
 		}
@@ -59,19 +64,31 @@ func (s *Sandbox) WriteIdentity(ctx context.Context, namespace, serviceAccount, 
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	files := IdentityFiles(dir)
-	return &files, writeFiles(map[string][]byte{
-		files.Cert: secret.Data["tls.crt"], files.Key: secret.Data["tls.key"], files.CA: []byte(bundle.Data[zerotrust.TrustBundleKey]),
+	following, stop := context.WithCancel(s.following)
+	err = mount(s, following, secret, &corev1.SecretList{}, func(secret *corev1.Secret) error {
+		return writeFiles(map[string][]byte{files.Cert: secret.Data[corev1.TLSCertKey], files.Key: secret.Data[corev1.TLSPrivateKeyKey]})
 	})
+	if err == nil {
+		err = mount(s, following, bundle, &corev1.ConfigMapList{}, func(bundle *corev1.ConfigMap) error {
+			return writeFiles(map[string][]byte{files.CA: []byte(bundle.Data[zerotrust.TrustBundleKey])})
+		})
+	}
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return &files, stop, nil
 }
 
-// IdentityFiles are where WriteIdentity writes a workload's identity in dir.
+// IdentityFiles are where MountIdentity writes a workload's identity in dir, read again every
+// identityRefresh.
 func IdentityFiles(dir string) testmesh.CertificateFiles {
 	return testmesh.CertificateFiles{
 		Cert: filepath.Join(dir, "tls.crt"), Key: filepath.Join(dir, "tls.key"),
-		CA: filepath.Join(dir, "trust-bundle", zerotrust.TrustBundleKey),
+		CA: filepath.Join(dir, "trust-bundle", zerotrust.TrustBundleKey), Refresh: identityRefresh,
 	}
 }
 

@@ -67,10 +67,16 @@ func (s *Sandbox) startPod(ctx context.Context, pod *corev1.Pod) (func(), error)
 	if err := os.MkdirAll(podDir, 0o755); err != nil {
 		return nil, err
 	}
-	bootstrap, err := s.podBootstrap(ctx, pod, podDir)
+	bootstrap, stopMounts, err := s.podBootstrap(ctx, pod, podDir)
 	if err != nil {
 		return nil, err
 	}
+	started := false
+	defer func() {
+		if !started {
+			stopMounts()
+		}
+	}()
 	env = append(env, "GRPC_XDS_BOOTSTRAP="+bootstrap)
 	logFile, err := os.Create(filepath.Join(podDir, "app.log"))
 	if err != nil {
@@ -106,9 +112,11 @@ func (s *Sandbox) startPod(ctx context.Context, pod *corev1.Pod) (func(), error)
 	if err := s.scrapes.Add(ctx, target); err != nil {
 		fmt.Fprintf(s.opts.Log, "  pods: %s/%s: Prometheus will not scrape it: %v\n", pod.Namespace, pod.Name, err)
 	}
+	started = true
 	return func() {
 		_ = s.scrapes.Remove(context.Background(), target)
 		stopProcess()
+		stopMounts() // a stopped pod keeps the files it had
 	}, nil
 }
 
@@ -116,25 +124,29 @@ func (s *Sandbox) startPod(ctx context.Context, pod *corev1.Pod) (func(), error)
 // a proxyless gRPC xDS server of the operator, with the pod's identity as its certificate, both
 // on the xDS channel (mutual TLS, the only way to the operator) and in the data plane (mutual TLS
 // when a STRICT ZeroTrust covers it). Like a pod whose identity Secret is not there yet, it waits
-// for it.
-func (s *Sandbox) podBootstrap(ctx context.Context, pod *corev1.Pod, dir string) (string, error) {
+// for it. The identity files follow their Secret and ConfigMap until stopMounts is called.
+func (s *Sandbox) podBootstrap(ctx context.Context, pod *corev1.Pod, dir string) (_ string, stopMounts func(), err error) {
 	serviceAccount := pod.Spec.ServiceAccountName
 	if serviceAccount == "" {
 		serviceAccount = "default"
 	}
-	files, err := s.WriteIdentity(ctx, pod.Namespace, serviceAccount, dir)
+	files, stopMounts, err := s.MountIdentity(ctx, pod.Namespace, serviceAccount, dir)
 	if err != nil {
 		if covered, _ := s.needsIdentity(ctx, pod.Namespace); !covered {
 			err = fmt.Errorf("%w; the pod's xDS client needs an identity to reach the operator: cover namespace %s with a ZeroTrust with spec.identity (or the whole mesh with one in %s)",
 				err, pod.Namespace, OperatorNamespace)
 		}
-		return "", err
+		return "", nil, err
 	}
 	nodeID := envoy.NodeID(envoy.FlavourGRPC, pod.Status.PodIP, pod.Name, pod.Namespace)
 	bootstrap := testmesh.Bootstrap(XDSAddr, nodeID, testmesh.WithServerListenerTemplate(),
 		testmesh.WithCertificates(*files), testmesh.WithMutualTLS(*files, pod.Namespace, serviceAccount))
 	path := filepath.Join(dir, "grpc-bootstrap.json")
-	return path, os.WriteFile(path, bootstrap, 0o644)
+	if err := os.WriteFile(path, bootstrap, 0o644); err != nil {
+		stopMounts()
+		return "", nil, err
+	}
+	return path, stopMounts, nil
 }
 
 // waitListening waits until something accepts connections on addr.

@@ -42,22 +42,27 @@ func (s *Sandbox) issueCertificate(ctx context.Context, namespace, name string, 
 // mountSecret writes secret with write now, then follows the Secret until the sandbox stops,
 // writing it again whenever it changes.
 func (s *Sandbox) mountSecret(secret *corev1.Secret, write func(*corev1.Secret) error) error {
-	if err := write(secret); err != nil {
+	return mount(s, s.following, secret, &corev1.SecretList{}, write)
+}
+
+// mount writes obj (a Secret or a ConfigMap) with write now, then follows it until ctx ends,
+// writing it again whenever it changes, as a kubelet does with a pod's volumes. When ctx ends the
+// files stay as they were last written.
+func mount[T client.Object](s *Sandbox, ctx context.Context, obj T, list client.ObjectList, write func(T) error) error {
+	if err := write(obj); err != nil {
 		return err
 	}
-	go s.followSecret(secret.Namespace, secret.Name, secret.ResourceVersion, write)
+	go follow(s, ctx, obj.GetNamespace(), obj.GetName(), obj.GetResourceVersion(), list, write)
 	return nil
 }
 
-// followSecret watches the Secret (again after a watch ends) and calls write for every version
-// after seen.
-func (s *Sandbox) followSecret(namespace, name, seen string, write func(*corev1.Secret) error) {
-	ctx := s.following
+// follow watches the object (again after a watch ends) and calls write for every version after
+// seen.
+func follow[T client.Object](s *Sandbox, ctx context.Context, namespace, name, seen string, list client.ObjectList, write func(T) error) {
 	for ctx.Err() == nil {
-		w, err := s.watcher.Watch(ctx, &corev1.SecretList{}, client.InNamespace(namespace),
-			client.MatchingFields{"metadata.name": name})
+		w, err := s.watcher.Watch(ctx, list, client.InNamespace(namespace), client.MatchingFields{"metadata.name": name})
 		if err != nil {
-			fmt.Fprintf(s.opts.Log, "  secrets: watching %s/%s: %v\n", namespace, name, err)
+			fmt.Fprintf(s.opts.Log, "  volumes: watching %s/%s: %v\n", namespace, name, err)
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Second):
@@ -65,15 +70,18 @@ func (s *Sandbox) followSecret(namespace, name, seen string, write func(*corev1.
 			continue
 		}
 		for ev := range w.ResultChan() {
-			secret, ok := ev.Object.(*corev1.Secret)
-			if !ok || ev.Type == watch.Deleted || secret.ResourceVersion == seen {
+			obj, ok := ev.Object.(T)
+			if !ok || ev.Type == watch.Deleted || obj.GetResourceVersion() == seen {
 				continue
 			}
-			if err := write(secret); err != nil {
-				fmt.Fprintf(s.opts.Log, "  secrets: writing %s/%s: %v\n", namespace, name, err)
+			if ctx.Err() != nil {
+				break // stopped: the files keep what they had
+			}
+			if err := write(obj); err != nil {
+				fmt.Fprintf(s.opts.Log, "  volumes: writing %s/%s: %v\n", namespace, name, err)
 				continue
 			}
-			seen = secret.ResourceVersion
+			seen = obj.GetResourceVersion()
 		}
 		w.Stop()
 	}

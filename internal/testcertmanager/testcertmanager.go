@@ -305,6 +305,10 @@ func (cm *CertManager) start(ctx context.Context) error {
 	}
 }
 
+// Attach returns a handle on a cert-manager that another process runs against c's API server
+// (the sandbox's, say), for Renew and the Wait functions; its Err is always nil.
+func Attach(c client.Client) *CertManager { return &CertManager{client: c} }
+
 // ClusterResourceNamespace is where ClusterIssuers' Secrets live.
 func (cm *CertManager) ClusterResourceNamespace() string { return cm.opts.ClusterResourceNamespace }
 

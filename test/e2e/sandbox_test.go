@@ -68,8 +68,8 @@ func TestDemo(t *testing.T) {
 }
 
 // sandbox-up returns once the sandbox is ready; kubectl outside reaches it and sees the demo's
-// resources; a user's own proxyless gRPC client run with exec calls the greeter over mutual TLS;
-// sandbox-down stops every process.
+// resources; a user's own proxyless gRPC client run with exec calls the greeter over mutual TLS,
+// also across a renewal of the greeter's identity; sandbox-down stops every process.
 func TestSandboxUpAndDown(t *testing.T) {
 	sandbox := build(t)
 	state := t.TempDir()
@@ -117,6 +117,8 @@ func TestSandboxUpAndDown(t *testing.T) {
 			t.Errorf("exec -- demoapp call lacks %q:\n%s", want, call)
 		}
 	}
+
+	renewGreeterIdentity(t, sandbox, state)
 
 	// Without a client certificate a client gets no configuration: the operator serves xDS over
 	// mutual TLS only, as in a real install.
