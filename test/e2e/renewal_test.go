@@ -67,8 +67,12 @@ func renewGreeterIdentity(t *testing.T, sandbox, state string) {
 	issued := time.Now() // Renew returns once the Secret holds the new certificate
 	testmesh.Eventually(t, 10*time.Second, 20*time.Millisecond, func() error {
 		for path := range before {
-			if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, secret.Data[corev1.TLSCertKey]) {
-				return fmt.Errorf("%s does not hold the renewed certificate (%w)", path, err)
+			got, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(got, secret.Data[corev1.TLSCertKey]) {
+				return fmt.Errorf("%s does not hold the renewed certificate yet", path)
 			}
 		}
 		return nil
