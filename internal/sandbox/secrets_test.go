@@ -20,21 +20,7 @@ import (
 // A Secret written as files is written again when it changes, as cert-manager's renewals change
 // the xDS server's and the client's certificates; each file is replaced whole.
 func TestMountedSecretFollowsChanges(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a Kubernetes API server; skipped in -short mode")
-	}
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	watcher, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Client.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	s := &Sandbox{opts: Options{Log: os.Stderr}, Client: env.Client, watcher: watcher, following: ctx, stopFollowing: cancel}
-	t.Cleanup(s.stopFollowing)
+	s, ctx := followingSandbox(t)
 
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "server-tls"},
 		Data: map[string][]byte{corev1.TLSCertKey: []byte("first")}}
@@ -70,21 +56,7 @@ func TestMountedSecretFollowsChanges(t *testing.T) {
 // A ConfigMap is followed the same way, until its mount is stopped (its pod stopped): then the
 // file keeps what it had.
 func TestMountedConfigMapStopsFollowing(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a Kubernetes API server; skipped in -short mode")
-	}
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	watcher, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Client.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	s := &Sandbox{opts: Options{Log: os.Stderr}, Client: env.Client, watcher: watcher, following: ctx, stopFollowing: cancel}
-	t.Cleanup(s.stopFollowing)
+	s, ctx := followingSandbox(t)
 
 	bundle := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "sluice-trust-bundle"},
 		Data: map[string]string{"ca.crt": "first"}}
@@ -93,7 +65,7 @@ func TestMountedConfigMapStopsFollowing(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "trust-bundle", "ca.crt")
 	podCtx, stopPod := context.WithCancel(s.following)
-	err = mount(s, podCtx, bundle, &corev1.ConfigMapList{}, func(bundle *corev1.ConfigMap) error {
+	err := mount(s, podCtx, bundle, &corev1.ConfigMapList{}, func(bundle *corev1.ConfigMap) error {
 		return writeFiles(map[string][]byte{path: []byte(bundle.Data["ca.crt"])})
 	})
 	if err != nil {
@@ -120,4 +92,26 @@ func TestMountedConfigMapStopsFollowing(t *testing.T) {
 	if got, err := os.ReadFile(path); err != nil || string(got) != "rotated" {
 		t.Errorf("the file is %q (%v) after its mount stopped, want what it had: %q", got, err, "rotated")
 	}
+}
+
+// followingSandbox is a Sandbox with only what following objects as files needs: a real API
+// server and a watching client. ctx ends when the test does.
+func followingSandbox(t *testing.T) (*Sandbox, context.Context) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a Kubernetes API server; skipped in -short mode")
+	}
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	watcher, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Client.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	s := &Sandbox{opts: Options{Log: os.Stderr}, Client: env.Client, watcher: watcher, following: ctx, stopFollowing: cancel}
+	t.Cleanup(s.stopFollowing)
+	return s, ctx
 }
