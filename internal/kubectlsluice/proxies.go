@@ -68,6 +68,25 @@ type fetched struct {
 	nacks   []nack
 }
 
+// withProxies reaches every operator replica, reads their connected proxies and NACKs, and hands
+// them to use with the current namespace; the connections close when use returns.
+func (e *env) withProxies(ctx context.Context, op operatorFlags, use func(ns string, reps []replica, f fetched) error) error {
+	ns, err := e.namespace()
+	if err != nil {
+		return err
+	}
+	reps, closeAll, err := e.replicas(ctx, op)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	f, err := fetchProxies(ctx, reps)
+	if err != nil {
+		return err
+	}
+	return use(ns, reps, f)
+}
+
 func fetchProxies(ctx context.Context, reps []replica) (fetched, error) {
 	f := fetched{streams: map[string][]proxyStream{}}
 	for _, r := range reps {

@@ -88,32 +88,21 @@ func typeURLOf(name string) (string, error) {
 }
 
 func (e *env) proxyConfig(ctx context.Context, pod string, op operatorFlags, out outputFlag, urls []string) error {
-	ns, err := e.namespace()
-	if err != nil {
-		return err
-	}
-	reps, closeAll, err := e.replicas(ctx, op)
-	if err != nil {
-		return err
-	}
-	defer closeAll()
-	f, err := fetchProxies(ctx, reps)
-	if err != nil {
-		return err
-	}
-	for _, r := range reps {
-		for _, s := range f.streams[r.name] {
-			if sns, spod, ok := podOfNode(s.NodeID); !ok || sns != ns || spod != pod {
-				continue
+	return e.withProxies(ctx, op, func(ns string, reps []replica, f fetched) error {
+		for _, r := range reps {
+			for _, s := range f.streams[r.name] {
+				if sns, spod, ok := podOfNode(s.NodeID); !ok || sns != ns || spod != pod {
+					continue
+				}
+				var nc nodeConfig
+				if err := r.get(ctx, debugConfigPath, url.Values{"node": {s.NodeID}}, &nc); err != nil {
+					return err
+				}
+				return out.print(e.out(), flatten(nc, pod+"."+ns, r.name, urls))
 			}
-			var nc nodeConfig
-			if err := r.get(ctx, debugConfigPath, url.Values{"node": {s.NodeID}}, &nc); err != nil {
-				return err
-			}
-			return out.print(e.out(), flatten(nc, pod+"."+ns, r.name, urls))
 		}
-	}
-	return fmt.Errorf("no proxy of pod %s/%s is connected to the operator (`kubectl sluice proxy-status -A` lists the connected ones)", ns, pod)
+		return fmt.Errorf("no proxy of pod %s/%s is connected to the operator (`kubectl sluice proxy-status -A` lists the connected ones)", ns, pod)
+	})
 }
 
 // flatten merges the node's streams into one view per type (named listeners, routes, ...), kept

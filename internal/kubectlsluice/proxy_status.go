@@ -59,38 +59,27 @@ func (e *env) proxyStatusCommand() *cobra.Command {
 }
 
 func (e *env) proxyStatus(ctx context.Context, op operatorFlags, out outputFlag, all bool) error {
-	ns, err := e.namespace()
-	if err != nil {
-		return err
-	}
-	reps, closeAll, err := e.replicas(ctx, op)
-	if err != nil {
-		return err
-	}
-	defer closeAll()
-	f, err := fetchProxies(ctx, reps)
-	if err != nil {
-		return err
-	}
-	rows := proxyRows(f)
-	kept := rows[:0]
-	for _, r := range rows {
-		if all || r.Namespace == ns {
-			kept = append(kept, r)
+	return e.withProxies(ctx, op, func(ns string, reps []replica, f fetched) error {
+		rows := proxyRows(f)
+		kept := rows[:0]
+		for _, r := range rows {
+			if all || r.Namespace == ns {
+				kept = append(kept, r)
+			}
 		}
-	}
-	rows = kept
-	k, err := e.kube()
-	if err != nil {
-		return err
-	}
-	for i := range rows {
-		rows[i].Identity = identityOf(ctx, k, rows[i].Namespace, rows[i].Pod)
-	}
-	if out.structured() {
-		return out.print(e.out(), rows)
-	}
-	return e.printProxyRows(rows, len(reps) > 1)
+		rows = kept
+		k, err := e.kube()
+		if err != nil {
+			return err
+		}
+		for i := range rows {
+			rows[i].Identity = identityOf(ctx, k, rows[i].Namespace, rows[i].Pod)
+		}
+		if out.structured() {
+			return out.print(e.out(), rows)
+		}
+		return e.printProxyRows(rows, len(reps) > 1)
+	})
 }
 
 // proxyRows merges each node's streams on each replica, and finds each node's last NACK (the one
